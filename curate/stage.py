@@ -1,0 +1,110 @@
+"""What a stage is: a typed config plus ``run_shard(table, ctx) -> table`` (or a whole-data-set step).
+
+Stages never import dask or typer. The executor hands each call a :class:`StageContext`; a stage can be
+tested by calling ``run_shard`` on a plain Arrow table with a context built by :func:`local_context`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from curate import manifest
+
+T = TypeVar("T")
+
+_RESOURCES: dict[str, Any] = {}
+_RESOURCES_LOCK = threading.Lock()
+
+
+def process_resource(key: str, factory: Callable[[], T]) -> T:
+    """Return the object cached under ``key`` in this process, building it once with ``factory``.
+
+    On a dask worker this means a heavy model is loaded once per worker, not once per task.
+    """
+    with _RESOURCES_LOCK:
+        if key not in _RESOURCES:
+            _RESOURCES[key] = factory()
+        return _RESOURCES[key]
+
+
+@dataclass
+class StageContext:
+    """Where a stage call runs: the work folder, which stage and shard, a logger, per-shard extras."""
+
+    workdir: Path
+    stage: str
+    n_shards: int
+    shard: int | None = None  # None for a whole-data-set step
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("curate.stage"))
+    stats: dict[str, Any] = field(default_factory=dict)  # extra figures the stage wants in its stats JSON
+
+    def resource(self, key: str, factory: Callable[[], T]) -> T:
+        """A per-process cached object (model, index...), built once per worker."""
+        return process_resource(key, factory)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the work folder (e.g. a content-addressed store), parent folders created."""
+        target = Path(self.workdir).joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _shard(self, shard: int | None) -> int:
+        chosen = self.shard if shard is None else shard
+        if chosen is None:
+            raise ValueError("a whole-data-set step must name the shard")
+        return chosen
+
+    def write_vectors(self, name: str, array: np.ndarray, shard: int | None = None) -> None:
+        """Store dense vectors for this stage's output rows (same row order)."""
+        manifest.write_vectors(
+            array, manifest.vectors_path(self.workdir, self.stage, name, self._shard(shard))
+        )
+
+    def read_vectors(self, stage: str, name: str, shard: int | None = None) -> np.ndarray:
+        """Vectors an earlier stage stored; rows line up because stages never reorder rows."""
+        return manifest.read_vectors(self.workdir, stage, name, self._shard(shard))
+
+
+class Stage(ABC):
+    """Common parts of both stage kinds. Subclasses set ``name``, ``Config`` and ``default_input``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    default_input: ClassVar[str | None] = None  # the stage whose manifest this one reads
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def plan(self, workdir: Path, n_shards: int) -> dict[int, pa.Table] | None:
+        """For a stage that starts from outside data: its input rows per shard. Others return None."""
+        return None
+
+
+class ShardStage(Stage):
+    """A stage whose work is independent per shard (so per identity)."""
+
+    @abstractmethod
+    def run_shard(self, table: pa.Table, ctx: StageContext) -> pa.Table:
+        """Return ``table`` with this stage's columns added; same rows, same order."""
+
+
+class GlobalStage(Stage):
+    """A single-task step that needs the whole data set (a faiss index, a cross-identity classifier)."""
+
+    @abstractmethod
+    def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
+        """Return every shard's table with this stage's columns added; same rows, same order."""
+
+
+def local_context(workdir: Path, stage: str, shard: int | None = 0, n_shards: int = 1) -> StageContext:
+    """A context for calling a stage directly (tests, notebooks) without the executor."""
+    return StageContext(workdir=Path(workdir), stage=stage, n_shards=n_shards, shard=shard)
