@@ -1,0 +1,79 @@
+"""The ``curate`` command line: global options, logging, and one-line errors.
+
+Commands live in ``curate.commands.*`` and stay thin: build a config, call the library. Any
+:class:`~curate.errors.CurateError` or usage mistake becomes one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from curate.commands import candidates, dedup, demo, faces, rank, run, synth, train
+from curate.commands.common import GlobalOptions
+from curate.errors import CurateError
+
+SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT); default $CURATE_SCHEDULER, else a local cluster"
+
+
+class _OneLineErrors(TyperGroup):
+    """Turns user errors into a single line and exit code 1 instead of a traceback or usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as done:
+            if standalone_mode:
+                sys.exit(done.exit_code)
+            return done.exit_code
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx else "curate"
+            click.echo(f"error: {error.format_message()} (see '{command} --help')", err=True)
+            sys.exit(1)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except CurateError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Build clean face-recognition training sets and train embedding models on them.",
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="where manifests go")] = Path("runs/default"),
+    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+    workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
+    shards: Annotated[int | None, typer.Option(min=1, help="shards for a new workdir (default 8)")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
+) -> None:
+    """Global options, given before the command."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise click.BadParameter(f"'{log_level}': use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
+
+
+for module in (run, synth, candidates, faces, dedup, rank, train, demo):
+    module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

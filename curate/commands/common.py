@@ -1,0 +1,82 @@
+"""What every command shares: the global options and running stages with progress bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from curate.executor import ExecutorOptions, StageResult
+from curate.pipeline import StageSpec, run_specs
+
+console = Console(stderr=True)
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the command name: ``curate -w runs/x --workers 4 faces``."""
+
+    workdir: Path
+    scheduler: str | None
+    workers: int
+    shards: int | None
+
+    def executor_options(self) -> ExecutorOptions:
+        """The executor settings these options ask for."""
+        return ExecutorOptions(scheduler=self.scheduler, workers=self.workers)
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The global options stored by the app's callback."""
+    return ctx.obj
+
+
+def run_with_progress(options: GlobalOptions, specs: list[StageSpec], overwrite: bool) -> list[StageResult]:
+    """Run stages on the executor with a rich progress bar per stage, then print a summary table."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def factory(stage: str):
+            def update(done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            return update
+
+        results = run_specs(specs, options.workdir, options.executor_options(), options.shards, overwrite, factory)
+    print_results(results)
+    return results
+
+
+def print_results(results: list[StageResult]) -> None:
+    """A table of rows per status for each stage run."""
+    table = Table(title="stage results")
+    for column in ("stage", "shards run", "skipped", "rows by status", "seconds"):
+        table.add_column(column)
+    for r in results:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(r.status_counts.items()))
+        table.add_row(r.stage, str(r.shards_run), str(r.shards_skipped), counts, f"{r.seconds:.1f}")
+    console.print(table)
+
+
+def run_stage_command(
+    ctx: typer.Context, key: str, settings: dict[str, Any], overwrite: bool = False, input_stage: str | None = None
+) -> StageResult:
+    """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
+    options = global_options(ctx)
+    spec = StageSpec(key, {k: v for k, v in settings.items() if v is not None}, input_stage)
+    return run_with_progress(options, [spec], overwrite)[0]
