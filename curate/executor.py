@@ -199,7 +199,6 @@ class Executor:
                 threads_per_worker=1,
                 processes=self.options.processes,
                 dashboard_address=None,  # no dashboard: nothing listens beyond the scheduler port
-                scheduler_kwargs={"dashboard": False},
                 silence_logs=logging.WARNING,
             )
             self._client = Client(self._cluster)
