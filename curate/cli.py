@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
-from curate.commands import candidates, dedup, demo, faces, rank, run, synth, train
+from curate.commands import candidates, run
 from curate.commands.common import GlobalOptions
 from curate.errors import CurateError
 
@@ -28,19 +27,24 @@ class _OneLineErrors(TyperGroup):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.Exit as done:
+        except typer.Exit as done:
             if standalone_mode:
                 sys.exit(done.exit_code)
             return done.exit_code
-        except click.UsageError as error:
-            command = error.ctx.command_path if error.ctx else "curate"
-            click.echo(f"error: {error.format_message()} (see '{command} --help')", err=True)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
             sys.exit(1)
-        except click.Abort:
-            click.echo("error: aborted", err=True)
+        except typer.TyperException as error:  # usage errors: bad option, missing argument, bad value
+            context = getattr(error, "ctx", None)
+            if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+                typer.echo(context.get_help())
+                sys.exit(0)
+            command = context.command_path if context is not None else "curate"
+            message = " ".join(error.format_message().split())
+            typer.echo(f"error: {message} (see '{command} --help')", err=True)
             sys.exit(1)
         except CurateError as error:
-            click.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             sys.exit(1)
 
 
@@ -56,24 +60,32 @@ app = typer.Typer(
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="where manifests go")] = Path("runs/default"),
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="where manifests go")] = Path(
+        "runs/default"
+    ),
     scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
-    workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
-    shards: Annotated[int | None, typer.Option(min=1, help="shards for a new workdir (default 8)")] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
+    shards: Annotated[int | None, typer.Option(help="shards for a new workdir (default 8)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
 ) -> None:
     """Global options, given before the command."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
-        raise click.BadParameter(f"'{log_level}': use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
+        raise typer.BadParameter(
+            f"'{log_level}': use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level"
+        )
+    if workers < 1:
+        raise typer.BadParameter(f"'{workers}': give 1 or more worker processes", param_hint="--workers")
+    if shards is not None and shards < 1:
+        raise typer.BadParameter(f"'{shards}': give 1 or more shards", param_hint="--shards")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
 
 
-for module in (run, synth, candidates, faces, dedup, rank, train, demo):
+for module in (run, candidates):
     module.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(prog_name="curate")

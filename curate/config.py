@@ -39,7 +39,7 @@ def _convert(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, value, "give a list (e.g. [\"a\", \"b\"] in TOML, a,b on the command line)")
+            raise ConfigError(key, value, 'give a list (e.g. ["a", "b"] in TOML, a,b on the command line)')
         return [_convert(key, item, item_type) for item in value]
     if annotation is Any:
         return value

@@ -111,7 +111,9 @@ def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float) -> dict[st
         "pid": os.getpid(),
         **ctx.stats,
     }
-    _write_text_atomic(stats_path(ctx.workdir, ctx.stage, ctx.shard), json.dumps(stats, indent=1, default=str))
+    _write_text_atomic(
+        stats_path(ctx.workdir, ctx.stage, ctx.shard), json.dumps(stats, indent=1, default=str)
+    )
     _write_text_atomic(marker_path(ctx.workdir, ctx.stage, ctx.shard), f"{time.time()}\n")
     return stats
 
@@ -154,9 +156,7 @@ def run_shard_task(stage: ShardStage, workdir: Path, source: Path, shard: int, n
         return _finish_shard(ctx, out, time.perf_counter() - started)
 
 
-def run_global_task(
-    stage: GlobalStage, workdir: Path, sources: dict[int, Path], n_shards: int
-) -> list[dict]:
+def run_global_task(stage: GlobalStage, workdir: Path, sources: dict[int, Path], n_shards: int) -> list[dict]:
     """The single task of a whole-data-set step: all shards in, all shards out, markers last."""
     with _ShardLog(workdir, stage.name, "global") as log:
         started = time.perf_counter()
@@ -240,9 +240,17 @@ class Executor:
         if pending:
             logger.info("stage %s: %d of %d shards to run", stage.name, len(pending), n_shards)
             if isinstance(stage, GlobalStage):
-                all_sources = self._prepare_inputs(stage, workdir, n_shards, input_stage, list(range(n_shards)))
+                all_sources = self._prepare_inputs(
+                    stage, workdir, n_shards, input_stage, list(range(n_shards))
+                )
                 future = self.client.submit(
-                    run_global_task, stage, workdir, all_sources, n_shards, retries=self.options.retries, pure=False
+                    run_global_task,
+                    stage,
+                    workdir,
+                    all_sources,
+                    n_shards,
+                    retries=self.options.retries,
+                    pure=False,
                 )
                 future.result()
                 if progress:
@@ -251,8 +259,15 @@ class Executor:
                 sources = self._prepare_inputs(stage, workdir, n_shards, input_stage, pending)
                 futures = [
                     self.client.submit(
-                        run_shard_task, stage, workdir, sources[s], s, n_shards,
-                        retries=self.options.retries, pure=False, key=f"{stage.name}-{s:05d}-{time.time_ns()}",
+                        run_shard_task,
+                        stage,
+                        workdir,
+                        sources[s],
+                        s,
+                        n_shards,
+                        retries=self.options.retries,
+                        pure=False,
+                        key=f"{stage.name}-{s:05d}-{time.time_ns()}",
                     )
                     for s in pending
                 ]
@@ -300,7 +315,9 @@ class Executor:
         return {s: manifest.shard_path(workdir, input_stage, s) for s in shards}
 
 
-def _save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: int, key: str | None) -> None:
+def _save_config(
+    workdir: Path, stage: Stage, input_stage: str | None, n_shards: int, key: str | None
+) -> None:
     """Save the resolved config; refuse to mix shards made with another config (use --overwrite)."""
     resolved = {
         "stage": key or stage.name,

@@ -60,7 +60,7 @@ def _atomic_target(path: Path) -> Path:
 
 
 def write_shard(table: pa.Table, path: Path, kind: str = "images") -> None:
-    """Write ``table`` to ``path`` atomically (temporary name, fsync, rename), stamped with the schema version."""
+    """Write ``table`` to ``path`` atomically (temporary name, fsync, rename) with the schema version."""
     metadata = dict(table.schema.metadata or {})
     metadata[META_VERSION] = SCHEMA_VERSION.encode()
     metadata[META_KIND] = kind.encode()
@@ -116,7 +116,7 @@ def read_stage(workdir: Path, stage: str) -> pa.Table:
     shards = list_shards(workdir, stage)
     if not shards:
         raise CurateError(
-            f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first (curate run / curate {stage})"
+            f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first"
         )
     return pa.concat_tables(
         [read_shard(shard_path(workdir, stage, s)) for s in shards], promote_options="default"

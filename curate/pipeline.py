@@ -78,7 +78,11 @@ def parse_pipeline(data: Mapping[str, Any], base: Path = Path(".")) -> PipelineS
     allowed = {"stages", "shards", "name", "description"} | set(STAGES)
     for key in data:
         if key not in allowed:
-            raise ConfigError(key, data[key], f"unknown pipeline key; use 'stages', 'shards' or a stage table ({', '.join(STAGES)})")
+            raise ConfigError(
+                key,
+                data[key],
+                f"unknown pipeline key; use 'stages', 'shards' or a stage table ({', '.join(STAGES)})",
+            )
     order = data.get("stages")
     if not isinstance(order, list) or not order or not all(isinstance(s, str) for s in order):
         raise ConfigError("stages", order, 'list the stages to run, e.g. stages = ["collect", "faces"]')
@@ -95,7 +99,11 @@ def parse_pipeline(data: Mapping[str, Any], base: Path = Path(".")) -> PipelineS
         previous = cls.name
     for key in data:
         if key in STAGES and key not in order:
-            raise ConfigError(key, "(table)", f"stage '{key}' has settings but is not in 'stages'; add it or remove the table")
+            raise ConfigError(
+                key,
+                "(table)",
+                f"stage '{key}' has settings but is not in 'stages'; add it or remove the table",
+            )
     shards = data.get("shards")
     if shards is not None and (not isinstance(shards, int) or shards < 1):
         raise ConfigError("shards", shards, "give a whole number of shards, 1 or more")
@@ -108,7 +116,9 @@ def load_pipeline(path: Path) -> PipelineSpec:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise CurateError(f"pipeline file {path} not found; give the path of a .toml file (see pipelines/)") from None
+        raise CurateError(
+            f"pipeline file {path} not found; give the path of a .toml file (see pipelines/)"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise CurateError(f"pipeline file {path} is not valid TOML ({error}); fix the syntax") from None
     return parse_pipeline(data, base=Path(path).resolve().parent)
@@ -120,7 +130,11 @@ def resolve_shards(workdir: Path, requested: int | None) -> int:
     if path.exists():
         stored = int(json.loads(path.read_text())["n_shards"])
         if requested is not None and requested != stored:
-            raise ConfigError("shards", requested, f"{workdir} was started with {stored} shards; use {stored} or a new --workdir")
+            raise ConfigError(
+                "shards",
+                requested,
+                f"{workdir} was started with {stored} shards; use {stored} or a new --workdir",
+            )
         return stored
     shards = requested or DEFAULT_SHARDS
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,5 +31,7 @@ def workdir_status(workdir: Path) -> list[StageStatus]:
     folders = [p for p in workdir.iterdir() if (p / "_config.json").exists()]
     for folder in sorted(folders, key=lambda p: (p / "_config.json").stat().st_mtime):
         done = len(finished_shards(workdir, folder.name, n_shards))
-        report.append(StageStatus(folder.name, done, n_shards, stage_status_counts(workdir, folder.name, n_shards)))
+        report.append(
+            StageStatus(folder.name, done, n_shards, stage_status_counts(workdir, folder.name, n_shards))
+        )
     return report

@@ -30,7 +30,9 @@ def _rows(names: list[str]) -> pa.Table:
 
 def test_shard_of_is_stable_and_spreads_identities():
     # sha1-based: the same id gives the same shard in every process (Python's hash() is salted)
-    assert manifest.shard_of("jennifer-aniston-83f06177", 8) == manifest.shard_of("jennifer-aniston-83f06177", 8)
+    assert manifest.shard_of("jennifer-aniston-83f06177", 8) == manifest.shard_of(
+        "jennifer-aniston-83f06177", 8
+    )
     shards = {manifest.shard_of(identity_id(f"person {i}"), 8) for i in range(200)}
     assert shards == set(range(8))
 

@@ -57,7 +57,9 @@ def run_with_progress(options: GlobalOptions, specs: list[StageSpec], overwrite:
 
             return update
 
-        results = run_specs(specs, options.workdir, options.executor_options(), options.shards, overwrite, factory)
+        results = run_specs(
+            specs, options.workdir, options.executor_options(), options.shards, overwrite, factory
+        )
     print_results(results)
     return results
 
@@ -74,7 +76,11 @@ def print_results(results: list[StageResult]) -> None:
 
 
 def run_stage_command(
-    ctx: typer.Context, key: str, settings: dict[str, Any], overwrite: bool = False, input_stage: str | None = None
+    ctx: typer.Context,
+    key: str,
+    settings: dict[str, Any],
+    overwrite: bool = False,
+    input_stage: str | None = None,
 ) -> StageResult:
     """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
     options = global_options(ctx)

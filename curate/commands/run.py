@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
     @app.command("collect")
     def collect(
         ctx: typer.Context,
-        source: Annotated[Path, typer.Argument(exists=True, help="DIR/<identity>/<images> or URLS.csv|.jsonl")],
+        source: Annotated[
+            Path, typer.Argument(exists=True, help="DIR/<identity>/<images> or URLS.csv|.jsonl")
+        ],
         names_file: Annotated[
             Path | None, typer.Option(exists=True, dir_okay=False, help="line N names numbered folder N")
         ] = None,

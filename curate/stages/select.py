@@ -1,0 +1,137 @@
+"""The ``select`` stage: apply the candidate identity list and a minimum number of images per identity.
+
+Per shard, on rows still ``ok``:
+
+1. an identity the candidates list excluded gets ``excluded`` with the list's reason (benchmark overlap,
+   balance, cap); an identity missing from the list gets ``excluded`` with "not in the candidate list";
+2. an identity left with fewer than ``min_images`` ok rows gets ``too_few_images`` on those rows.
+
+Rows are matched to candidates by ``identity_id``, else by the match key of ``identity_name`` (a name or an
+alias in the list), so images collected under an alias still find their identity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from curate.candidates import candidates_path, read_candidates
+from curate.errors import ConfigError
+from curate.names import match_key
+from curate.record import Status, add_columns, ok_mask, set_status
+from curate.stage import ShardStage, StageContext
+
+logger = logging.getLogger(__name__)
+
+COLUMNS: dict[str, pa.DataType] = {
+    "candidate_id": pa.string(),  # identity_id of the matching candidate; null when none or not checked
+    "candidate_status": pa.string(),  # that candidate's status ("ok" / "excluded"); null when none
+}
+
+NOT_LISTED = "not in the candidate list"
+
+
+@dataclass
+class SelectConfig:
+    """Which candidates list to apply and how many images an identity needs."""
+
+    candidates: Path | None = None  # default: <workdir>/candidates/candidates.parquet when it exists
+    min_images: int = 0  # identities with fewer ok images get too_few_images
+
+    def validate(self) -> None:
+        """Raise ConfigError on a value that cannot work."""
+        if self.candidates is not None and not Path(self.candidates).is_file():
+            raise ConfigError(
+                "candidates", str(self.candidates), "give an existing candidates.parquet (curate candidates)"
+            )
+        if self.min_images < 0:
+            raise ConfigError("min_images", self.min_images, "use 0 (no minimum) or a positive count")
+
+
+@dataclass(frozen=True)
+class CandidateIndex:
+    """Candidates looked up by identity_id and by the match key of every name and alias."""
+
+    by_id: dict[str, tuple[str, str, str]]  # identity_id -> (identity_id, status, reason)
+    by_key: dict[str, tuple[str, str, str]]
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> CandidateIndex:
+        """Index a candidates manifest."""
+        by_id: dict[str, tuple[str, str, str]] = {}
+        by_key: dict[str, tuple[str, str, str]] = {}
+        columns = ["identity_id", "match_key", "aliases", "status", "reason"]
+        for row in table.select(columns).to_pylist():
+            entry = (row["identity_id"], row["status"], row["reason"] or "")
+            by_id[row["identity_id"]] = entry
+            by_key.setdefault(row["match_key"], entry)
+            for alias in row["aliases"] or []:
+                by_key.setdefault(match_key(alias), entry)
+        return cls(by_id, by_key)
+
+    def find(self, identity: str | None, name: str | None) -> tuple[str, str, str] | None:
+        """The candidate entry of an image row, or None when the list does not hold it."""
+        if identity is not None and identity in self.by_id:
+            return self.by_id[identity]
+        key = match_key(name) if name else ""
+        return self.by_key.get(key) if key else None
+
+
+class SelectStage(ShardStage):
+    """Exclude images of identities the candidate list left out, then those with too few images."""
+
+    name = "select"
+    Config = SelectConfig
+    default_input = "faces"
+
+    def _index(self, ctx: StageContext) -> CandidateIndex | None:
+        path = Path(self.config.candidates or candidates_path(ctx.workdir))
+        if self.config.candidates is None and not path.is_file():
+            return None
+        stamp = path.stat()
+        key = f"select.candidates:{path.resolve()}:{stamp.st_mtime_ns}:{stamp.st_size}"
+        return ctx.resource(key, lambda: CandidateIndex.from_table(read_candidates(path)))
+
+    def run_shard(self, table: pa.Table, ctx: StageContext) -> pa.Table:
+        """Mark excluded and too-few-images rows; add candidate_id / candidate_status."""
+        index = self._index(ctx)
+        ok = ok_mask(table)
+        ids = table.column("identity_id").to_pylist()
+        names = table.column("identity_name").to_pylist()
+        candidate_ids: list[str | None] = [None] * table.num_rows
+        candidate_status: list[str | None] = [None] * table.num_rows
+        if index is not None:
+            excluded_rows, reasons = [], []
+            for row in (r for r in range(table.num_rows) if ok[r]):
+                entry = index.find(ids[row], names[row])
+                if entry is not None:
+                    candidate_ids[row], candidate_status[row] = entry[0], entry[1]
+                if entry is None or entry[1] != Status.OK.value:
+                    excluded_rows.append(row)
+                    reasons.append(
+                        NOT_LISTED if entry is None else entry[2] or "excluded by the candidate list"
+                    )
+                    ok[row] = False
+            table = set_status(table, excluded_rows, Status.EXCLUDED, reasons)
+            ctx.stats["excluded_by_candidates"] = len(excluded_rows)
+        table = self._min_images(table, ok, ids, ctx)
+        return add_columns(
+            table, {"candidate_id": candidate_ids, "candidate_status": candidate_status}, COLUMNS
+        )
+
+    def _min_images(
+        self, table: pa.Table, ok: list[bool], ids: list[str | None], ctx: StageContext
+    ) -> pa.Table:
+        minimum = self.config.min_images
+        counts = Counter(ids[row] for row in range(table.num_rows) if ok[row])
+        short = [row for row in range(table.num_rows) if ok[row] and counts[ids[row]] < minimum]
+        reasons = [
+            f"identity has {counts[ids[row]]} usable images, fewer than min_images={minimum}" for row in short
+        ]
+        ctx.stats["too_few_images"] = len(short)
+        ctx.stats["too_few_identities"] = len({ids[row] for row in short})
+        return set_status(table, short, Status.TOO_FEW_IMAGES, reasons)
