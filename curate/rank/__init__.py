@@ -1,0 +1,8 @@
+"""Ranking each identity's images and checking identities (the ``rank`` stage's library).
+
+* :mod:`curate.rank.scorers` — classifier, centre and cluster scorers behind one interface;
+* :mod:`curate.rank.selftrain` — the self-training rounds (positives, negatives, keep top K);
+* :mod:`curate.rank.overlap` — identities that look like one person, and estimated identity purity.
+
+The stage that applies them to manifests is :class:`curate.stages.rank.RankStage`.
+"""
