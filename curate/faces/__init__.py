@@ -1,0 +1,36 @@
+"""Faces: detection, 5-point alignment and crops (dlib), plus cheap quality measures.
+
+The same :class:`FaceAligner` aligns training images (the ``faces`` stage) and evaluation images.
+"""
+
+from curate.faces.detect import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_RETRY_MAX_SIDE,
+    DetectedFace,
+    DetectionPass,
+    DetectorKind,
+    FaceAligner,
+    FaceInfo,
+    FaceModels,
+    aligned_crop_or_whole,
+    load_models,
+    whole_image_crop,
+)
+from curate.faces.quality import face_size, laplacian_variance, yaw_from_landmarks
+
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "DEFAULT_RETRY_MAX_SIDE",
+    "DetectedFace",
+    "DetectionPass",
+    "DetectorKind",
+    "FaceAligner",
+    "FaceInfo",
+    "FaceModels",
+    "aligned_crop_or_whole",
+    "face_size",
+    "laplacian_variance",
+    "load_models",
+    "whole_image_crop",
+    "yaw_from_landmarks",
+]

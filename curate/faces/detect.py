@@ -1,0 +1,278 @@
+"""Face detection, 5-point landmarks and aligned crops with dlib.
+
+:class:`FaceAligner` is the one place where faces are found and cut out, so training data and evaluation
+images are aligned by exactly the same code. The default crop (150 px, padding 0.25) is the input that
+dlib's 128-d face recognition model expects, so that embedder can run on a stored crop directly.
+
+Models: the HOG detector (``dlib.get_frontal_face_detector``, five sliding-window filters: front, left,
+right and two rotated fronts) or the MMOD CNN detector (more pose-tolerant, slow on a CPU), plus the
+5-point shape predictor (eye corners and nose base, CC0 data; the 68-point model is deliberately not used).
+Landmark order, as dlib returns it: 0/1 outer/inner corner of the eye on the image's right, 2/3
+outer/inner corner of the eye on the image's left, 4 the base of the nose.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import dlib
+import face_recognition_models
+import numpy as np
+from PIL import Image
+
+from curate.faces.quality import face_size
+
+logger = logging.getLogger(__name__)
+
+
+DEFAULT_MAX_SIDE = 1024
+"""Images with a longer side than this are shrunk before detection (faces down to ~40 px still found)."""
+
+DEFAULT_RETRY_MAX_SIDE = 400
+"""Longest side the retry pass sees: keeps the CNN detector at a few seconds per image on a CPU."""
+
+MIN_DETECT_SIDE = 16
+"""Images whose shorter side is below this are not searched: no detector finds a face that small, and the
+CNN detector fails outright on images of a few pixels."""
+
+
+class DetectorKind(StrEnum):
+    """Which dlib face detector to run."""
+
+    HOG = "hog"  # fast, frontal to about 45 degrees of yaw
+    CNN = "cnn"  # MMOD CNN: more poses, several times slower on a CPU
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One detected face, in the pixel coordinates of the image given to :meth:`FaceAligner.detect`.
+
+    ``box`` is ``(x0, y0, x1, y1)`` and may reach past the image edges (a face cut by the frame).
+    ``landmarks`` is a (5, 2) float32 array of ``(x, y)`` points in dlib's order (see the module doc).
+    """
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """The face's size in pixels: the geometric mean of the box's width and height."""
+        return face_size(self.box)
+
+
+@dataclass(frozen=True)
+class DetectionPass:
+    """One detector run: which detector, image doublings, and the longest image side it sees (0 = any)."""
+
+    kind: DetectorKind
+    upsample: int
+    max_side: int
+
+
+@dataclass(frozen=True)
+class FaceModels:
+    """The loaded dlib models (heavy: load once per process, e.g. with ``StageContext.resource``)."""
+
+    detectors: dict[DetectorKind, Any]
+    predictor: Any
+
+
+def load_models(*kinds: DetectorKind | str) -> FaceModels:
+    """Load the given detectors (default: HOG) and the 5-point shape predictor.
+
+    The model files come from the ``face_recognition_models`` package (CC0).
+    """
+    detectors: dict[DetectorKind, Any] = {}
+    for kind in map(DetectorKind, kinds or (DetectorKind.HOG,)):
+        if kind is DetectorKind.HOG:
+            detectors[kind] = dlib.get_frontal_face_detector()
+        else:
+            weights = face_recognition_models.cnn_face_detector_model_location()
+            detectors[kind] = dlib.cnn_face_detection_model_v1(weights)
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    logger.debug("loaded dlib detectors %s and the 5-point shape predictor", [k.value for k in detectors])
+    return FaceModels(detectors=detectors, predictor=predictor)
+
+
+def as_rgb_array(rgb: np.ndarray | Image.Image) -> np.ndarray:
+    """An ``HxWx3`` C-contiguous uint8 array (what dlib accepts) from an RGB/grey array or PIL image."""
+    if isinstance(rgb, Image.Image):
+        rgb = np.asarray(rgb.convert("RGB"))
+    array = np.asarray(rgb)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def shrink(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``rgb`` shrunk so its longer side is at most ``max_side`` (0 = as is), and the scale applied."""
+    longest = max(rgb.shape[:2])
+    if not max_side or longest <= max_side:
+        return rgb, 1.0
+    scale = max_side / longest
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), scale
+
+
+def whole_image_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The image's largest centred square, resized to ``size`` x ``size`` (aspect ratio kept).
+
+    Used for data sets that are already face crops (ORL, the synthetic set) when no face is detected.
+    """
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = Image.fromarray(as_rgb_array(rgb)[top : top + side, left : left + side])
+    return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR))
+
+
+class FaceAligner:
+    """Detect faces, place 5 landmarks and cut aligned ``crop_size`` square crops.
+
+    ``upsample``: times the image is doubled before detection (each doubling finds faces half as small,
+    at about four times the cost). ``max_side``: images whose longer side exceeds it are shrunk before
+    detection (boxes are mapped back to the original; 0 = never shrink); landmarks are always placed on
+    the full-size image. ``retry_detector``: when the first pass finds nothing, a second pass with this
+    detector, ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP,
+    ``retry_detector="cnn"`` finds nearly every face that HOG misses (see ``bench/results/faces.md``)
+    and costs the CNN's time only on the misses.
+    """
+
+    def __init__(
+        self,
+        detector: str = "hog",
+        upsample: int = 1,
+        crop_size: int = 150,
+        padding: float = 0.25,
+        *,
+        max_side: int = DEFAULT_MAX_SIDE,
+        retry_detector: str | None = None,
+        retry_upsample: int = 0,
+        retry_max_side: int = DEFAULT_RETRY_MAX_SIDE,
+        models: FaceModels | None = None,
+    ) -> None:
+        self.passes = [DetectionPass(DetectorKind(detector), upsample, max_side)]
+        if retry_detector is not None:
+            self.passes.append(DetectionPass(DetectorKind(retry_detector), retry_upsample, retry_max_side))
+        self.crop_size = crop_size
+        self.padding = padding
+        kinds = list(dict.fromkeys(how.kind for how in self.passes))
+        if models is None:
+            models = load_models(*kinds)
+        missing = [kind.value for kind in kinds if kind not in models.detectors]
+        if missing:
+            raise ValueError(f"models lack the detector(s) {missing}; load them with load_models")
+        self.models = models
+
+    def _run_pass(self, rgb: np.ndarray, how: DetectionPass) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Boxes (in ``rgb``'s pixels) and scores found by one detector pass."""
+        image, scale = shrink(rgb, how.max_side)
+        if min(image.shape[:2]) < MIN_DETECT_SIDE:
+            return []
+        detector = self.models.detectors[how.kind]
+        if how.kind is DetectorKind.HOG:
+            rects, scores, _ = detector.run(image, how.upsample, 0.0)
+            found = list(zip(rects, scores, strict=True))
+        else:
+            found = [(hit.rect, float(hit.confidence)) for hit in detector(image, how.upsample)]
+        boxes = []
+        for rect, score in found:
+            corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
+            boxes.append((tuple(round(v / scale) for v in corners), score))
+        return boxes
+
+    def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        """All faces in ``rgb`` (HxWx3 uint8), best detector score first, with 5 landmarks each.
+
+        Passes run in order until one finds a face; the scores are those of the pass that found them.
+        """
+        rgb = as_rgb_array(rgb)
+        found: list[tuple[tuple[int, int, int, int], float]] = []
+        for how in self.passes:
+            found = self._run_pass(rgb, how)
+            if found:
+                break
+        faces = []
+        for box, score in sorted(found, key=lambda item: -item[1]):
+            shape = self.models.predictor(rgb, dlib.rectangle(*box))
+            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+            faces.append(DetectedFace(box=box, score=float(score), landmarks=points))
+        return faces
+
+    def align(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
+        """The face rotated upright and scaled so the landmarks sit where dlib's face chips put them."""
+        rgb = as_rgb_array(rgb)
+        parts = [dlib.point(round(float(x)), round(float(y))) for x, y in face.landmarks]
+        shape = dlib.full_object_detection(dlib.rectangle(*face.box), parts)
+        return np.asarray(dlib.get_face_chip(rgb, shape, size=self.crop_size, padding=self.padding))
+
+    @staticmethod
+    def best_face(faces: list[DetectedFace], image_shape: tuple[int, ...]) -> DetectedFace | None:
+        """The most likely subject: the largest face, weighted towards the image centre.
+
+        Rule: maximise ``area * (1 - 0.5 * d)``, where ``d`` is the distance from the box centre to the
+        image centre divided by half the image diagonal (0 at the centre, 1 in a corner). So a face of
+        more than twice the area of another always wins, and between faces of similar size the more central
+        one does. Ties go to the higher detector score (``faces`` order from :meth:`detect`).
+        """
+        if not faces:
+            return None
+        height, width = image_shape[:2]
+        half_diagonal = math.hypot(width, height) / 2 or 1.0
+
+        def weight(face: DetectedFace) -> float:
+            x0, y0, x1, y1 = face.box
+            distance = math.hypot((x0 + x1) / 2 - width / 2, (y0 + y1) / 2 - height / 2) / half_diagonal
+            return (x1 - x0) * (y1 - y0) * (1.0 - 0.5 * min(distance, 1.0))
+
+        return max(faces, key=weight)
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """What :func:`aligned_crop_or_whole` found: the chosen face (if any) and why there is no crop."""
+
+    face: DetectedFace | None  # the chosen face; None for a whole-image crop or no crop
+    n_faces: int  # faces found at least ``min_face_px`` in size
+    source: str | None  # "detected", "whole_image", or None when there is no crop
+    problem: str | None  # None when there is a crop; else "no_face" or "too_small"
+    reason: str  # human-readable explanation; empty when there is a crop from a detected face
+
+
+def aligned_crop_or_whole(
+    aligner: FaceAligner, rgb: np.ndarray, keep_whole_if_no_face: bool, *, min_face_px: int = 0
+) -> tuple[np.ndarray | None, FaceInfo]:
+    """Detect, choose the subject (:meth:`FaceAligner.best_face`) and return its aligned crop.
+
+    Faces smaller than ``min_face_px`` (0 = no limit) are ignored. When no face is left,
+    ``keep_whole_if_no_face`` gives the whole image (centred square, see :func:`whole_image_crop`) as the
+    crop, for data sets that are already face crops; otherwise the crop is None and ``info.problem`` says
+    whether nothing was found (``"no_face"``) or only faces that were too small (``"too_small"``).
+    """
+    rgb = as_rgb_array(rgb)
+    faces = aligner.detect(rgb)
+    kept = [face for face in faces if face.size >= min_face_px]
+    face = aligner.best_face(kept, rgb.shape)
+    if face is not None:
+        return aligner.align(rgb, face), FaceInfo(face, len(kept), "detected", None, "")
+    if faces:
+        problem = "too_small"
+        reason = (
+            f"{len(faces)} face(s) found, all smaller than min_face_px={min_face_px} "
+            f"(largest {max(f.size for f in faces)} px)"
+        )
+    else:
+        problem = "no_face"
+        tried = ", then ".join(f"{how.kind.value} upsample {how.upsample}" for how in aligner.passes)
+        reason = f"no face found ({tried})"
+    if keep_whole_if_no_face:
+        crop = whole_image_crop(rgb, aligner.crop_size)
+        return crop, FaceInfo(None, len(kept), "whole_image", None, f"whole image kept: {reason}")
+    return None, FaceInfo(None, len(kept), None, problem, reason)

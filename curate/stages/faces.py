@@ -1,0 +1,212 @@
+"""The ``faces`` stage: detect, align (5 points) and crop the subject's face in every ok image.
+
+Per ok row: decode the file at ``path``, detect faces (:class:`~curate.faces.FaceAligner`: the HOG or CNN
+detector, then, only where it found nothing, an optional second pass ``retry_detector``), keep the most
+likely subject (largest and most central, see :meth:`~curate.faces.FaceAligner.best_face`) and record
+how many faces there were, then store its aligned crop and cheap quality figures. Outcomes:
+
+- a face: ``face_source = "detected"``, every column set;
+- no face: status ``no_face`` with a reason (the row stays for review), unless ``keep_whole_if_no_face``,
+  which keeps the whole image (centred square) as the crop with ``face_source = "whole_image"``;
+- only faces smaller than ``min_face_px``: status ``low_quality`` (same ``keep_whole_if_no_face`` rule);
+- a file that no longer decodes: the decoder's status (``failed_decode`` / ``unsafe_input``) and reason.
+
+Crops are content-addressed: ``<workdir>/crops/<h[:2]>/<h>.png`` with ``h`` the sha256 of the PNG bytes.
+So the same crop is stored once however often it is made (a re-run, a duplicate image, two stages with the
+same settings), a file's name proves its content, and a re-run with changed settings never overwrites a
+crop an earlier manifest points to. ``crop_path`` is absolute, like ``path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from curate.decode import DEFAULT_MAX_PIXELS, load_rgb
+from curate.errors import ConfigError
+from curate.faces import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_RETRY_MAX_SIDE,
+    DetectorKind,
+    FaceAligner,
+    FaceModels,
+    aligned_crop_or_whole,
+    load_models,
+)
+from curate.faces.quality import laplacian_variance, yaw_from_landmarks
+from curate.record import Status, add_columns, ok_mask, set_status
+from curate.stage import ShardStage, StageContext
+
+logger = logging.getLogger(__name__)
+
+COLUMNS: dict[str, pa.DataType] = {
+    "crop_path": pa.string(),  # aligned crop (PNG, crop_size square); null when there is none
+    "face_source": pa.string(),  # "detected" or "whole_image"; null when there is no crop
+    "n_faces": pa.int32(),  # faces found (at least min_face_px); 0 when none
+    "box_x0": pa.int32(),  # chosen face box in original image pixels (may reach past the edges)
+    "box_y0": pa.int32(),
+    "box_x1": pa.int32(),
+    "box_y1": pa.int32(),
+    "landmarks": pa.list_(pa.float32(), 10),  # x0, y0, ..., x4, y4 in dlib's 5-point order, image pixels
+    "det_score": pa.float32(),  # detector score (HOG: SVM margin, CNN: confidence)
+    "face_px": pa.int32(),  # face size: sqrt(box width * box height)
+    "blur": pa.float32(),  # variance of the Laplacian of the grey crop (low = blurred)
+    "yaw_deg": pa.float32(),  # head yaw estimated from the 5 landmarks, 0 = frontal
+}
+
+CROPS_DIR = "crops"
+
+
+@dataclass
+class FacesConfig:
+    """How faces are found and cropped."""
+
+    detector: DetectorKind = DetectorKind.HOG
+    upsample: int = 1  # image doublings before detection: finds faces down to ~40 px at 1, ~20 at 2
+    retry_detector: DetectorKind | None = None  # on a miss, a second pass with this detector (None = off)
+    retry_upsample: int = 0  # upsample of the second pass
+    retry_max_side: int = DEFAULT_RETRY_MAX_SIDE  # longest side the second pass sees (0 = any)
+    crop_size: int = 150  # side of the aligned crop; 150 with padding 0.25 suits dlib's face embedder
+    padding: float = 0.25  # margin around the landmarks' face, as a fraction of the face size
+    keep_whole_if_no_face: bool = False  # for data sets that are already face crops (ORL, the synthetic set)
+    min_face_px: int = 0  # ignore faces smaller than this (0 = off)
+    max_side: int = DEFAULT_MAX_SIDE  # shrink images whose longer side is larger before detection (0 = never)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # images with more pixels are refused (unsafe_input)
+
+    def validate(self) -> None:
+        """Raise ConfigError on a value that cannot work."""
+        if not 0 <= self.upsample <= 3:
+            raise ConfigError("upsample", self.upsample, "use 0 to 3 (each step doubles the image side)")
+        if not 0 <= self.retry_upsample <= 3:
+            raise ConfigError("retry_upsample", self.retry_upsample, "use 0 to 3")
+        retry = self.retry_detector
+        if retry is not None and retry == self.detector and self.retry_upsample <= self.upsample:
+            fix = f"a {retry.value} retry needs retry_upsample above upsample={self.upsample}, or use cnn"
+            raise ConfigError("retry_detector", retry.value, fix)
+        if not 16 <= self.crop_size <= 1024:
+            raise ConfigError("crop_size", self.crop_size, "use 16 to 1024 pixels (e.g. 112 or 150)")
+        if not 0.0 <= self.padding <= 2.0:
+            raise ConfigError(
+                "padding", self.padding, "use a margin from 0.0 to 2.0 (dlib's default is 0.25)"
+            )
+        if self.min_face_px < 0:
+            raise ConfigError("min_face_px", self.min_face_px, "use 0 (off) or a size in pixels")
+        for key in ("max_side", "retry_max_side"):
+            if getattr(self, key) != 0 and getattr(self, key) < 64:
+                raise ConfigError(key, getattr(self, key), "use 0 (never shrink) or at least 64 pixels")
+        if self.max_pixels < 1:
+            raise ConfigError("max_pixels", self.max_pixels, "use a positive pixel count")
+
+
+def make_aligner(config: FacesConfig, models: FaceModels | None = None) -> FaceAligner:
+    """The aligner a ``faces`` run used, from its config (e.g. rebuilt from the stage's ``_config.json``).
+
+    Evaluation code calls this to align its images exactly as the training images were aligned.
+    """
+    return FaceAligner(
+        DetectorKind(config.detector).value,
+        config.upsample,
+        config.crop_size,
+        config.padding,
+        max_side=config.max_side,
+        retry_detector=None if config.retry_detector is None else DetectorKind(config.retry_detector).value,
+        retry_upsample=config.retry_upsample,
+        retry_max_side=config.retry_max_side,
+        models=models,
+    )
+
+
+def store_crop(workdir: Path, crop: np.ndarray) -> str:
+    """Write ``crop`` as PNG under its content address in ``workdir`` and return the absolute path."""
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    target = Path(workdir).resolve() / CROPS_DIR / digest[:2] / f"{digest}.png"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return str(target)
+
+
+class FacesStage(ShardStage):
+    """Detect, align and crop one face per ok image; see the module docstring for the outcomes."""
+
+    name: ClassVar[str] = "faces"
+    Config: ClassVar[type] = FacesConfig
+    default_input: ClassVar[str | None] = "collect"
+
+    def aligner(self, ctx: StageContext) -> FaceAligner:
+        """This config's aligner; the dlib models are loaded once per worker process."""
+        cfg: FacesConfig = self.config
+        kinds = sorted(
+            {DetectorKind(kind) for kind in (cfg.detector, cfg.retry_detector) if kind is not None}
+        )
+        key = "curate.faces.dlib." + "+".join(kind.value for kind in kinds)
+        return make_aligner(cfg, ctx.resource(key, lambda: load_models(*kinds)))
+
+    def face_columns(
+        self, path: str | None, aligner: FaceAligner, workdir: Path
+    ) -> tuple[dict[str, Any], Status, str]:
+        """One image's face columns, its new status and the reason (empty when ok); never raises per image."""
+        cfg: FacesConfig = self.config
+        if not path:
+            return {}, Status.FAILED_DECODE, "no local file (path is null)"
+        decoded = load_rgb(path, max_pixels=cfg.max_pixels)
+        if decoded.image is None:
+            return {}, decoded.status, decoded.reason
+        crop, info = aligned_crop_or_whole(
+            aligner, np.asarray(decoded.image), cfg.keep_whole_if_no_face, min_face_px=cfg.min_face_px
+        )
+        if crop is None:
+            status = Status.LOW_QUALITY if info.problem == "too_small" else Status.NO_FACE
+            return {"n_faces": info.n_faces}, status, info.reason
+        values: dict[str, Any] = {
+            "crop_path": store_crop(workdir, crop),
+            "face_source": info.source,
+            "n_faces": info.n_faces,
+            "blur": laplacian_variance(crop),
+        }
+        if info.face is not None:
+            face = info.face
+            values.update(zip(("box_x0", "box_y0", "box_x1", "box_y1"), face.box, strict=True))
+            values["landmarks"] = face.landmarks.reshape(-1).tolist()
+            values["det_score"] = face.score
+            values["face_px"] = face.size
+            values["yaw_deg"] = yaw_from_landmarks(face.landmarks)
+        return values, Status.OK, ""
+
+    def run_shard(self, table: pa.Table, ctx: StageContext) -> pa.Table:
+        """Add the face columns to every row; ok rows may become no_face / low_quality / failed_decode."""
+        columns: dict[str, list[Any]] = {name: [None] * table.num_rows for name in COLUMNS}
+        rows = [i for i, ok in enumerate(ok_mask(table)) if ok]
+        changed: dict[Status, tuple[list[int], list[str]]] = {}
+        counts: Counter[str] = Counter()
+        paths = table.column("path").to_pylist()
+        aligner = self.aligner(ctx) if rows else None
+        for row in rows:
+            values, status, reason = self.face_columns(paths[row], aligner, ctx.workdir)
+            for name, value in values.items():
+                columns[name][row] = value
+            if status is not Status.OK:
+                changed.setdefault(status, ([], []))[0].append(row)
+                changed[status][1].append(reason)
+            counts[f"faces_{values.get('face_source') or status.value}"] += 1
+            counts["faces_multi"] += (values.get("n_faces") or 0) > 1
+        table = add_columns(table, columns, COLUMNS)
+        for status, (changed_rows, reasons) in changed.items():
+            table = set_status(table, changed_rows, status, reasons)
+        ctx.stats.update(counts)
+        return table
