@@ -1,13 +1,17 @@
-"""Perceptual hashes (64-bit pHash / dHash / aHash / wHash via imagehash) and their packed codes.
+"""Perceptual hashes (imagehash's 64-bit pHash / dHash / aHash / wHash) and their packed codes.
 
-Bit order of a packed code: imagehash flattens its 8x8 boolean hash row-major, and the hex string writes
-the first element as the most significant bit. The ``*_code`` int64 is that same 64-bit number read as a
-two's-complement signed integer, so bit 63 (the sign bit) is ``hash[0, 0]`` and bit 0 is ``hash[7, 7]``.
-:func:`codes_to_bytes` turns codes into the 8-byte big-endian rows a faiss binary index takes (byte 0 holds
-bits 63..56); Hamming distance does not depend on the order as long as every code uses the same one.
+pHash and dHash are computed here in batches with numpy, bit for bit as imagehash computes them (tests
+compare), so a worker never imports scipy (0.8 s per process) and a batch costs little; aHash and wHash
+call imagehash.
 
-Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy, or
-letterboxing) so that a framed copy hashes like its original.
+Bit order of a packed code: the 8x8 boolean hash is flattened row-major and the hex string (as imagehash
+writes it) puts the first element in the most significant bit. The ``*_code`` int64 is that same 64-bit
+number read as a two's-complement signed integer, so bit 63 (the sign bit) is ``hash[0, 0]`` and bit 0 is
+``hash[7, 7]``. :func:`codes_to_bytes` turns codes into the 8-byte big-endian rows a faiss binary index
+takes (byte 0 holds bits 63..56); Hamming distance is the same in any bit order used consistently.
+
+Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy) so that
+a framed copy hashes like its original.
 """
 
 from __future__ import annotations
@@ -23,14 +27,7 @@ from curate.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-HASHES: dict[str, Callable[[Image.Image], imagehash.ImageHash]] = {
-    "phash": imagehash.phash,
-    "dhash": imagehash.dhash,
-    "ahash": imagehash.average_hash,
-    "whash": imagehash.whash,
-}
-"""Hash kind -> imagehash function; every one gives 64 bits at its default size."""
-
+HASH_KINDS = ("phash", "dhash", "ahash", "whash")
 HASH_BITS = 64
 
 _BORDER_TOLERANCE = 12  # grey levels a frame pixel may differ from the frame colour (JPEG noise)
@@ -38,18 +35,54 @@ _BORDER_INLIER_FRACTION = 0.95  # a line belongs to the frame when this share of
 _BORDER_MAX_FRACTION = 0.25  # never trim more than this share of a side
 
 
+def _dct_rows(size: int, keep: int) -> np.ndarray:
+    """First ``keep`` rows of the unnormalised DCT-II that imagehash uses (scipy.fftpack.dct's default)."""
+    k = np.arange(keep)[:, None]
+    n = np.arange(size)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * size))
+
+
+_PHASH_DCT = _dct_rows(32, 8)
+
+
 def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:
     """Raise ConfigError unless every name is a known hash kind."""
     for name in names:
-        if name not in HASHES:
-            raise ConfigError(key, list(names), f"unknown hash {name!r}; choose from {sorted(HASHES)}")
+        if name not in HASH_KINDS:
+            raise ConfigError(key, list(names), f"unknown hash {name!r}; choose from {list(HASH_KINDS)}")
 
 
-def hash_image(image: Image.Image, kind: str) -> tuple[str, int]:
-    """Hash a PIL image: ``(hex string of 16 digits, signed int64 packed code)``."""
-    value = HASHES[kind](image)
-    hex_string = str(value)
-    return hex_string, hex_to_code(hex_string)
+def _grey(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:
+    """Grey versions resized with Lanczos (as imagehash does), stacked: (n, height, width) uint8."""
+    return np.stack([np.asarray(im.convert("L").resize(size, Image.Resampling.LANCZOS)) for im in images])
+
+
+def thumbnails(images: list[Image.Image]) -> np.ndarray:
+    """32x32 grey thumbnails (pHash's own input), stacked: (n, 32, 32) uint8; for pair verification."""
+    if not images:
+        return np.zeros((0, 32, 32), dtype=np.uint8)
+    return _grey(images, (32, 32))
+
+
+def hash_bits(images: list[Image.Image], kind: str) -> np.ndarray:
+    """(n, 64) booleans of ``kind`` for each image, row-major over imagehash's 8x8 hash."""
+    n = len(images)
+    if kind == "phash":  # 32x32 grey, 2-D DCT, the 8x8 lowest frequencies above their median
+        low = (_PHASH_DCT @ _grey(images, (32, 32)).astype(np.float64) @ _PHASH_DCT.T).reshape(n, -1)
+        return low > np.median(low, axis=1, keepdims=True)
+    if kind == "dhash":  # 9x8 grey, is each pixel brighter than its left neighbour
+        grey = _grey(images, (9, 8))
+        return (grey[:, :, 1:] > grey[:, :, :-1]).reshape(n, -1)
+    function = {"ahash": imagehash.average_hash, "whash": imagehash.whash}[kind]
+    return np.stack([np.asarray(function(im).hash, dtype=bool).reshape(-1) for im in images])
+
+
+def hash_images(images: list[Image.Image], kind: str) -> tuple[list[str], list[int]]:
+    """Hash images: 16-digit hex strings (as imagehash writes them) and signed int64 packed codes."""
+    if not images:
+        return [], []
+    codes = np.packbits(hash_bits(images, kind), axis=1).view(">i8").reshape(-1).astype(np.int64)
+    return [format(code & 0xFFFFFFFFFFFFFFFF, "016x") for code in codes.tolist()], codes.tolist()
 
 
 def hex_to_code(hex_string: str) -> int:
@@ -64,38 +97,62 @@ def codes_to_bytes(codes: np.ndarray) -> np.ndarray:
     return codes.astype(">i8").view(np.uint8).reshape(len(codes), 8)
 
 
-def hamming_bits(a: int, b: int) -> int:
-    """Hamming distance in bits between two packed codes."""
-    return ((a ^ b) & ((1 << 64) - 1)).bit_count()
+def hamming_bits(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Hamming distance in bits between packed int64 codes (element-wise for arrays).
+
+    The XOR is counted as uint64: numpy's ``bitwise_count`` of a signed integer counts its absolute value.
+    """
+    xor = np.bitwise_xor(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+    return np.bitwise_count(xor.view(np.uint64)).astype(np.int64)
 
 
-def _frame_run(lines: np.ndarray, limit: int) -> int:
-    """How many leading lines (rows of ``lines``, RGB) match the colour of the first one, at most ``limit``."""
-    colour = np.median(lines[0], axis=0)
-    close = np.abs(lines[:limit].astype(np.int16) - colour).max(axis=2) <= _BORDER_TOLERANCE
+def _frame_lines(band: np.ndarray, colour: np.ndarray) -> int:
+    """How many leading lines of ``band`` (lines x pixels x RGB) are of the frame colour."""
+    diff = np.abs(band.astype(np.int16) - colour)
+    close = np.maximum(np.maximum(diff[:, :, 0], diff[:, :, 1]), diff[:, :, 2]) <= _BORDER_TOLERANCE
     is_frame = close.mean(axis=1) >= _BORDER_INLIER_FRACTION
-    return limit if is_frame.all() else int(np.argmin(is_frame))
+    return len(is_frame) if is_frame.all() else int(np.argmin(is_frame))
 
 
-def trim_uniform_border(image: np.ndarray) -> np.ndarray:
-    """Crop away a flat-coloured frame around an RGB uint8 array; returns a view (or the input).
+def _side_run(side: Callable[[int], np.ndarray], colour: np.ndarray, limit: int) -> int:
+    """The frame run of one side, reading a band 4 lines deep and deepening it only while all match."""
+    depth = 4
+    while True:
+        depth = min(depth, limit)
+        run = _frame_lines(side(depth), colour)
+        if run < depth or depth == limit:
+            return run
+        depth *= 4
 
-    A frame counts only when all four sides start with lines of one flat colour each (so a plain studio
+
+def trim_uniform_border(image: Image.Image) -> Image.Image:
+    """Crop away a flat-coloured frame around an RGB image (the input itself when there is none).
+
+    A frame counts only when all four sides start with lines of one flat colour (so a plain studio
     background behind a face, which rarely surrounds it on all four sides, is left alone). The same
     width, the narrowest of the four runs, is trimmed from every side: an added frame is usually even,
     and trimming less never cuts into the photo when the background beside the frame has its colour.
+    The corners are checked first, so a photo without a frame costs four pixel reads.
     """
-    height, width = image.shape[:2]
-    if height < 8 or width < 8:
+    width, height = image.size
+    if width < 8 or height < 8:
         return image
-    max_rows, max_cols = int(height * _BORDER_MAX_FRACTION), int(width * _BORDER_MAX_FRACTION)
-    runs = (
-        _frame_run(image, max_rows),
-        _frame_run(image[::-1], max_rows),
-        _frame_run(image.transpose(1, 0, 2), max_cols),
-        _frame_run(image.transpose(1, 0, 2)[::-1], max_cols),
-    )
-    trim = min(runs)
-    if trim == 0:
-        return image
-    return image[trim : height - trim, trim : width - trim]
+    corners = [
+        image.getpixel(xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))
+    ]
+    if max(max(channel) - min(channel) for channel in zip(*corners, strict=True)) > 2 * _BORDER_TOLERANCE:
+        return image  # the four corners of a frame share its colour
+    colour = np.median(np.array(corners, dtype=np.int16), axis=0).astype(np.int16)
+    pixels = np.asarray(image)
+    sides: list[tuple[Callable[[int], np.ndarray], int]] = [
+        (lambda d: pixels[:d], int(height * _BORDER_MAX_FRACTION)),
+        (lambda d: pixels[::-1][:d], int(height * _BORDER_MAX_FRACTION)),
+        (lambda d: pixels[:, :d].transpose(1, 0, 2), int(width * _BORDER_MAX_FRACTION)),
+        (lambda d: pixels[:, ::-1][:, :d].transpose(1, 0, 2), int(width * _BORDER_MAX_FRACTION)),
+    ]
+    trim = min(limit for _, limit in sides)
+    for side, limit in sides:
+        trim = min(trim, _side_run(side, colour, limit))
+        if trim == 0:
+            return image
+    return image.crop((trim, trim, width - trim, height - trim))

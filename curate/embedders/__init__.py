@@ -1,0 +1,65 @@
+"""The embedder registry: every stage that needs face embeddings gets them through :func:`get_embedder`.
+
+An embedder turns RGB uint8 images (any size; it resizes them itself) into L2-normalised float32 rows.
+Specs: ``"dlib"`` (dlib's pretrained 128-d ResNet, on 150x150 aligned chips), ``"handcrafted"`` (no
+model: gradients + DCT + colour) or the path of a model folder exported by ``curate train`` (TorchScript
+``embedder.pt`` + ``embedder.json``). Stages load one per worker with
+``ctx.resource(f"embedder:{spec}", lambda: get_embedder(spec))``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from curate.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+BUILTIN = ("dlib", "handcrafted")
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Images in, L2-normalised embeddings out."""
+
+    name: str  # "dlib", "handcrafted" or "model:<folder name>"; also the vector name stages write
+    dim: int
+    input_size: int  # side of the square RGB crop it works on
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 HxWx3 arrays (any size) -> (n, dim) float32 with L2-normalised rows."""
+        ...
+
+
+def get_embedder(spec: str) -> Embedder:
+    """Build the embedder named by ``spec``; ConfigError names the choices for an unknown one."""
+    if spec == "dlib":
+        from curate.embedders.dlib_face import DlibEmbedder
+
+        return DlibEmbedder()
+    if spec == "handcrafted":
+        from curate.embedders.handcrafted import HandcraftedEmbedder
+
+        return HandcraftedEmbedder()
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and (folder / "embedder.json").is_file():
+        from curate.embedders.exported import ExportedEmbedder
+
+        return ExportedEmbedder(folder)
+    raise ConfigError(
+        "embedder",
+        spec,
+        f"choose one of {list(BUILTIN)} or give the folder of an exported model "
+        "(holding embedder.pt and embedder.json, as written by `curate train`)",
+    )
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32 (an all-zero row stays zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

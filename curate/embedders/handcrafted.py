@@ -1,0 +1,145 @@
+"""A descriptor that needs no model: gradient orientation histograms, low-frequency DCT and colour.
+
+Every image is resized to a 64x64 square and described by three blocks, each centred and L2-normalised so
+that cosine similarity compares their shapes, not their overall levels:
+
+* **gradients** (shape and pose): a HOG-like histogram of unsigned gradient orientations (6 bins, linear
+  interpolation between bins) of the 32x32 image on an 8x8 grid of cells, square-rooted (Hellinger);
+* **DCT** (layout of light and dark): the 8x8 lowest frequencies of the 32x32 grey image, DC removed, the
+  continuous counterpart of pHash; brightness and contrast changes drop out;
+* **colour**: a 4x4 histogram of the two chroma axes (r-g, b-y) of pixels with enough saturation; small
+  weight, so a greyscale copy stays close to its original.
+
+The blocks are weighted, concatenated and L2-normalised. Resizing, trimming and JPEG noise move the
+vector little, while other photos of the same face move it more: good for near-duplicates and a usable
+(weak) identity signal on the synthetic faces.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+_SIZE = 64
+_GRADIENT_SIZE = 32  # gradients on the 2x downsampled image: less JPEG and resampling noise
+_CELL = 4  # 8x8 grid of 4x4-pixel cells on the 32x32 image
+_BINS = 6
+_DCT_SIZE = 32
+_DCT_KEEP = 8
+_CHROMA_BINS = 4
+_WEIGHTS = {"gradients": 1.0, "dct": 1.0, "colour": 0.2}
+
+
+def _dct_matrix(size: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix: ``coefficients = D @ x @ D.T`` for a square block ``x``."""
+    k = np.arange(size)[:, None]
+    n = np.arange(size)[None, :]
+    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * np.sqrt(2.0 / size)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix.astype(np.float32)
+
+
+_DCT = _dct_matrix(_DCT_SIZE)[:_DCT_KEEP]
+
+
+def _normalise(block: np.ndarray) -> np.ndarray:
+    """Centre each row and scale it to unit length (rows of zeros stay zero)."""
+    block = block - block.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(block, axis=1, keepdims=True)
+    return block / np.maximum(norms, 1e-12)
+
+
+def _half(grey: np.ndarray) -> np.ndarray:
+    """(n, 64, 64) -> (n, 32, 32) by 2x2 averaging."""
+    n, size = grey.shape[0], grey.shape[1] // 2
+    return grey.reshape(n, size, 2, size, 2).mean(axis=(2, 4))
+
+
+def _gradient_block(grey: np.ndarray) -> np.ndarray:
+    """HOG-like orientation histograms of the 32x32 image on an 8x8 cell grid: (n, 8*8*bins).
+
+    Orientation is unsigned and split linearly between the two nearest bins. Each cell is divided by
+    its own gradient energy plus the image's mean cell energy, so flat cells (where JPEG noise is all
+    there is) stay small instead of being blown up to a full histogram; then square-rooted (Hellinger).
+    """
+    small = _half(grey)
+    n, size = small.shape[0], small.shape[1]
+    gx = np.zeros_like(small)
+    gy = np.zeros_like(small)
+    gx[:, :, 1:-1] = small[:, :, 2:] - small[:, :, :-2]
+    gy[:, 1:-1, :] = small[:, 2:, :] - small[:, :-2, :]
+    magnitude = np.hypot(gx, gy)
+    position = (np.arctan2(gy, gx) % np.pi) / np.pi * _BINS
+    lower = np.floor(position).astype(np.int64) % _BINS
+    upper_weight = position - np.floor(position)
+    grid = size // _CELL
+    # flat index of (image, cell, bin) for every pixel's two bins, accumulated with one bincount
+    cell_of = (np.arange(size)[:, None] // _CELL) * grid + np.arange(size)[None, :] // _CELL
+    base = (np.arange(n)[:, None, None] * grid * grid + cell_of[None]) * _BINS
+    index = np.concatenate([(base + lower).ravel(), (base + (lower + 1) % _BINS).ravel()])
+    weights = np.concatenate([(magnitude * (1 - upper_weight)).ravel(), (magnitude * upper_weight).ravel()])
+    cells = np.bincount(index, weights, minlength=n * grid * grid * _BINS).reshape(n, grid, grid, _BINS)
+    energy = cells.sum(axis=3, keepdims=True)
+    cells = cells / (energy + energy.mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
+    return np.sqrt(cells).reshape(n, -1)
+
+
+def _dct_block(grey: np.ndarray) -> np.ndarray:
+    """Low-frequency DCT of the 32x32 grey image without the DC term: (n, 63)."""
+    coefficients = _DCT @ _half(grey) @ _DCT.T
+    return coefficients.reshape(len(grey), -1)[:, 1:]
+
+
+def _colour_block(rgb: np.ndarray) -> np.ndarray:
+    """Histogram of (r-g, b-y) chroma for saturated pixels: (n, bins*bins)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg = r - g
+    by = b - (r + g) / 2.0
+    saturated = (np.hypot(rg, by) > 0.04).astype(np.float32)
+    edges = np.linspace(-0.5, 0.5, _CHROMA_BINS + 1)[1:-1]
+    cell = np.digitize(rg, edges) * _CHROMA_BINS + np.digitize(by, edges)
+    n = rgb.shape[0]
+    index = np.arange(n)[:, None, None] * _CHROMA_BINS**2 + cell
+    hist = np.bincount(index.ravel(), saturated.ravel(), minlength=n * _CHROMA_BINS**2)
+    hist = hist.reshape(n, -1)
+    return hist / (rgb.shape[1] * rgb.shape[2])
+
+
+def _resize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 of any size -> 64x64 float32 in [0, 1]."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = image[:, :, :3]
+    if image.shape[:2] != (_SIZE, _SIZE):
+        pil = Image.fromarray(np.ascontiguousarray(image))
+        image = np.asarray(pil.resize((_SIZE, _SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return image.astype(np.float32) / 255.0
+
+
+class HandcraftedEmbedder:
+    """Model-free descriptor (gradients + DCT + colour); see the module docstring."""
+
+    name = "handcrafted"
+    input_size = _SIZE
+
+    def __init__(self) -> None:
+        cells = (_GRADIENT_SIZE // _CELL) ** 2
+        self.dim = cells * _BINS + _DCT_KEEP * _DCT_KEEP - 1 + _CHROMA_BINS**2
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 images (any size) -> (n, dim) float32 L2-normalised rows."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rgb = np.stack([_resize(image) for image in images])
+        grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        parts = [
+            _WEIGHTS["gradients"] * _normalise(_gradient_block(grey)),
+            _WEIGHTS["dct"] * _normalise(_dct_block(grey)),
+            _WEIGHTS["colour"] * _normalise(_colour_block(rgb[:, ::2, ::2])),
+        ]
+        vectors = np.concatenate(parts, axis=1).astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,171 @@
+"""The ``describe`` stage: perceptual hashes and embeddings per image, for dedup and rank.
+
+Per ok row it reads the face crop (``crop_path`` when the column exists and the value is set, else the
+image at ``path``) with :func:`curate.decode.load_rgb`, trims a flat-coloured frame
+(:func:`curate.hashing.trim_uniform_border`, on by default) and resamples it once to a 64x64 square, the
+input of the hashes, the thumbnails and the handcrafted embedder. Face-model embedders (dlib, exported
+models) get the untrimmed crop resized to their input size, as the faces stage aligned it. It computes:
+
+* per hash kind in ``hashes``: ``<kind>`` (16 hex digits) and ``<kind>_code`` (the same 64 bits as a
+  signed int64; bit order in :mod:`curate.hashing`);
+* per embedder in ``embedders``: one vector per manifest row, stored with
+  ``ctx.write_vectors(embedder.name, array)`` in ``dtype``. Rows that are not ok, or that fail to decode
+  here, get an all-zero row (cosine 0 with everything), so the arrays always line up with the shard;
+* with ``thumbnails`` (default on): the 32x32 grey thumbnail (pHash's input) as ``thumbnail`` vectors,
+  uint8, 1024 per row, zeros for rows not described; dedup aligns them to verify borderline pairs.
+
+``described`` is true for rows described here, false for ok rows whose image could not be read (they take
+the decoder's status, e.g. ``failed_decode``, and its reason), null for rows that were not ok on input.
+Images larger than ``max_side`` are shrunk by an integer box filter first, which costs little and changes
+the hashes of a large photo no more than resizing it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from curate import record
+from curate.decode import load_rgb
+from curate.embedders import Embedder, get_embedder
+from curate.errors import ConfigError
+from curate.hashing import HASH_KINDS, check_hash_names, hash_images, thumbnails, trim_uniform_border
+from curate.record import Status
+from curate.stage import ShardStage, StageContext
+
+logger = logging.getLogger(__name__)
+
+COLUMNS: dict[str, pa.DataType] = {"described": pa.bool_()}  # true: described; false: unreadable here
+for _kind in HASH_KINDS:
+    COLUMNS[_kind] = pa.string()  # 16 hex digits
+    COLUMNS[f"{_kind}_code"] = pa.int64()  # the 64 hash bits as a signed integer
+
+DTYPES = ("float16", "float32")
+HASH_SIDE = 64  # hashes (and embedders that take this size) work on one 64x64 resample of the image
+THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 1024 per row)
+
+
+@dataclass
+class DescribeConfig:
+    """Which descriptors to compute and how vectors are stored."""
+
+    hashes: list[str] = field(default_factory=lambda: ["phash", "dhash"])
+    embedders: list[str] = field(default_factory=lambda: ["handcrafted"])  # "dlib", "handcrafted", model dir
+    batch_size: int = 64  # images per embedder call
+    dtype: str = "float32"  # storage type of the vectors: float16 halves the disk, cosines move < 1e-3
+    trim_borders: bool = True  # remove a flat frame before describing (a framed copy then matches)
+    max_side: int = 512  # shrink larger images before describing (0 = never)
+    thumbnails: bool = True  # store 32x32 grey thumbnails, which dedup uses to verify borderline pairs
+
+    def validate(self) -> None:
+        """Raise ConfigError on a setting that cannot work."""
+        check_hash_names(self.hashes)
+        if len(set(self.hashes)) != len(self.hashes):
+            raise ConfigError("hashes", self.hashes, "name each hash once")
+        if not self.hashes and not self.embedders:
+            raise ConfigError("embedders", self.embedders, "ask for at least one hash or one embedder")
+        if len(set(self.embedders)) != len(self.embedders):
+            raise ConfigError("embedders", self.embedders, "name each embedder once")
+        if not 1 <= self.batch_size <= 4096:
+            raise ConfigError("batch_size", self.batch_size, "use 1 to 4096 images per batch")
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", self.dtype, f"choose one of {list(DTYPES)}")
+        if self.max_side != 0 and self.max_side < 64:
+            raise ConfigError("max_side", self.max_side, "use 0 (never shrink) or at least 64 pixels")
+
+
+def resized(image: Image.Image, side: int) -> Image.Image:
+    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept)."""
+    if image.size == (side, side):
+        return image
+    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Reduce ``image`` by the integer factor that brings its longer side to at most about ``max_side``."""
+    factor = max(image.size) // max_side if max_side else 0
+    return image.reduce(factor) if factor >= 2 else image
+
+
+class DescribeStage(ShardStage):
+    """Perceptual hashes and embeddings for every ok row; see the module docstring."""
+
+    name: ClassVar[str] = "describe"
+    Config: ClassVar[type] = DescribeConfig
+    default_input: ClassVar[str | None] = "faces"
+
+    def embedders(self, ctx: StageContext) -> list[Embedder]:
+        """The configured embedders, each loaded once per worker process."""
+        specs: list[str] = self.config.embedders
+        return [
+            ctx.resource(f"curate.embedder:{spec}", lambda spec=spec: get_embedder(spec)) for spec in specs
+        ]
+
+    def read(self, path: str | None) -> tuple[Image.Image | None, Status, str]:
+        """The RGB image to describe (large ones shrunk), or the status and reason why there is none."""
+        if not path:
+            return None, Status.FAILED_DECODE, "no local file (path is null)"
+        decoded = load_rgb(path)
+        if decoded.image is None:
+            return None, decoded.status, decoded.reason
+        return shrink(decoded.image, self.config.max_side), Status.OK, ""
+
+    def run_shard(self, table: pa.Table, ctx: StageContext) -> pa.Table:
+        """Add hash columns and ``described``; write one vector array per embedder."""
+        config: DescribeConfig = self.config
+        n = table.num_rows
+        embedders = self.embedders(ctx)
+        vectors = {e.name: np.zeros((n, e.dim), dtype=config.dtype) for e in embedders}
+        if config.thumbnails:
+            vectors[THUMBNAILS] = np.zeros((n, 32 * 32), dtype=np.uint8)
+        columns: dict[str, list[Any]] = {"described": [None] * n}
+        for kind in config.hashes:
+            columns[kind] = [None] * n
+            columns[f"{kind}_code"] = [None] * n
+        sources = table.column("path").to_pylist()
+        if "crop_path" in table.column_names:
+            crops = table.column("crop_path").to_pylist()
+            sources = [crop or path for crop, path in zip(crops, sources, strict=True)]
+        rows = [i for i, ok in enumerate(record.ok_mask(table)) if ok]
+        failed: dict[Status, tuple[list[int], list[str]]] = {}
+        for start in range(0, len(rows), config.batch_size):
+            batch_rows, smalls, images = [], [], []
+            for row in rows[start : start + config.batch_size]:
+                image, status, reason = self.read(sources[row])
+                columns["described"][row] = image is not None
+                if image is None:
+                    failed.setdefault(status, ([], []))[0].append(row)
+                    failed[status][1].append(reason)
+                    continue
+                batch_rows.append(row)
+                trimmed = trim_uniform_border(image) if config.trim_borders else image
+                smalls.append(resized(trimmed, HASH_SIDE))
+                images.append(image)
+            if not batch_rows:
+                continue
+            for kind in config.hashes:
+                hexes, codes = hash_images(smalls, kind)
+                for row, hex_string, code in zip(batch_rows, hexes, codes, strict=True):
+                    columns[kind][row], columns[f"{kind}_code"][row] = hex_string, code
+            if config.thumbnails:
+                vectors[THUMBNAILS][batch_rows] = thumbnails(smalls).reshape(len(batch_rows), -1)
+            for embedder in embedders:
+                if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed square
+                    arrays = [np.asarray(small) for small in smalls]
+                else:  # a face model: the crop as the faces stage aligned it
+                    arrays = [np.asarray(resized(image, embedder.input_size)) for image in images]
+                vectors[embedder.name][batch_rows] = embedder.embed(arrays)
+        table = record.add_columns(table, columns, COLUMNS)
+        for status, (failed_rows, reasons) in failed.items():
+            table = record.set_status(table, failed_rows, status, reasons)
+        for name, array in vectors.items():
+            ctx.write_vectors(name, array)
+        described = sum(1 for value in columns["described"] if value)
+        ctx.stats.update({"described": described, "describe_failed": len(rows) - described})
+        logger.info("described %d of %d ok rows", described, len(rows))
+        return table
