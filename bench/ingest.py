@@ -59,7 +59,8 @@ def main() -> None:
     for workers in (1, 2):
         seconds = curate_collect(images, names, workers, args.shards)
         label = f"curate collect, {workers} worker(s)"
-        print(f"{label:40s} {len(files) / seconds:8.1f} images/s  {seconds:6.1f} s  ({floor / seconds:.2f}x floor)")
+        rate = len(files) / seconds
+        print(f"{label:40s} {rate:8.1f} images/s  {seconds:6.1f} s  ({floor / seconds:.2f}x floor)")
 
 
 if __name__ == "__main__":

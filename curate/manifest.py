@@ -115,9 +115,7 @@ def read_stage(workdir: Path, stage: str) -> pa.Table:
     """Read every shard of a stage as one table (shard order, then row order)."""
     shards = list_shards(workdir, stage)
     if not shards:
-        raise CurateError(
-            f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first"
-        )
+        raise CurateError(f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first")
     return pa.concat_tables(
         [read_shard(shard_path(workdir, stage, s)) for s in shards], promote_options="default"
     )

@@ -12,10 +12,25 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 def test_cfp_pipeline_validates_against_the_real_data(data_dir):
     spec = load_pipeline(PIPELINES / "cfp.toml")
-    assert [s.key for s in spec.stages] == ["collect", "exact", "faces", "select", "describe", "dedup", "rank"]
+    assert [s.key for s in spec.stages] == [
+        "collect",
+        "exact",
+        "faces",
+        "select",
+        "describe",
+        "dedup",
+        "rank",
+    ]
     collect = spec.stages[0].settings
     assert Path(collect["source"]) == (data_dir / "cfp" / "Data" / "Images").resolve()
-    assert [s.input_stage for s in spec.stages[1:]] == ["collect", "exact", "faces", "select", "describe", "dedup"]
+    assert [s.input_stage for s in spec.stages[1:]] == [
+        "collect",
+        "exact",
+        "faces",
+        "select",
+        "describe",
+        "dedup",
+    ]
 
 
 def test_vggface_pipeline_validates_with_a_url_list(tmp_path):

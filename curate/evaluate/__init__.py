@@ -1,0 +1,139 @@
+"""Evaluate a face embedding model: pair verification (LFW / CFP protocols) and rank-k identification.
+
+:func:`evaluate` reads the pairs, embeds every image they use (:mod:`curate.evaluate.run`, cached),
+scores pairs by cosine similarity (:mod:`curate.evaluate.verification`), searches a gallery/probe split of
+the same images with faiss (:mod:`curate.evaluate.identification`), optionally breaks accuracy down by a
+manifest attribute, and writes ``report.json`` and ``roc.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate.errors import CurateError
+from curate.evaluate.identification import gallery_probe_split, identify
+from curate.evaluate.pairs import CFP_PROTOCOLS, PairSet, read_cfp_split, read_lfw_pairs
+from curate.evaluate.run import EmbeddedImages, ProgressFn, embed_images
+from curate.evaluate.verification import by_group, pair_scores, plot_roc, verify
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("lfw", *CFP_PROTOCOLS)
+
+
+def read_pairs(protocol: str, pairs: Path, images: Path) -> PairSet:
+    """The pair set of ``protocol``: ``lfw`` reads a pairs.txt file, ``cfp-*`` the CFP Protocol folder."""
+    if protocol == "lfw":
+        if not Path(pairs).is_file():
+            raise CurateError(f"--pairs {pairs}: the lfw protocol needs a pairs.txt file")
+        return read_lfw_pairs(pairs, images)
+    if protocol in CFP_PROTOCOLS:
+        return read_cfp_split(pairs, protocol, images)
+    raise CurateError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+
+
+def image_groups(
+    paths: list[Path], identities: list[str], workdir: Path, stage: str, column: str
+) -> list[str]:
+    """Per image, the manifest's ``column`` value: matched by file path, else by identity id or name."""
+    from curate.manifest import read_stage
+
+    table = read_stage(workdir, stage)
+    if column not in table.column_names:
+        raise CurateError(
+            f"{workdir}/{stage} has no column {column!r}; columns: {', '.join(table.column_names)}"
+        )
+    rows = table.select(
+        [c for c in ("path", "crop_path", "identity_id", "identity_name", column) if c in table.column_names]
+    )
+    by_path: dict[str, str] = {}
+    by_identity: dict[str, str] = {}
+    for row in rows.to_pylist():
+        value = str(row[column])
+        for key in ("path", "crop_path"):
+            if row.get(key):
+                by_path[str(Path(row[key]).resolve())] = value
+        for key in ("identity_id", "identity_name"):
+            if row.get(key):
+                by_identity.setdefault(str(row[key]), value)
+    return [
+        by_path.get(str(Path(p).resolve()), by_identity.get(identity, "unknown"))
+        for p, identity in zip(paths, identities, strict=True)
+    ]
+
+
+def evaluate(
+    model: str,
+    pairs: Path,
+    images: Path,
+    protocol: str = "lfw",
+    cache_dir: Path = Path("runs/default/cache"),
+    out_dir: Path | None = None,
+    workdir: Path | None = None,
+    align: bool = True,
+    folds: list[int] | None = None,
+    group_by: str | None = None,
+    manifest_stage: str = "rank",
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run verification and identification for ``model`` and return the report (also written to ``out_dir``).
+
+    ``workdir`` supplies the faces stage's alignment settings and, with ``group_by``, the manifest whose
+    attribute splits the pairs. ``folds`` restricts the protocol to some folds (1-based).
+    """
+    start = time.perf_counter()
+    pair_set = read_pairs(protocol, pairs, images)
+    if folds:
+        pair_set = pair_set.subset(folds)
+    used = np.unique(np.concatenate([pair_set.left, pair_set.right]))
+    embedded = embed_images([pair_set.images[i] for i in used], model, cache_dir, align, workdir, progress)
+    vectors = np.full((len(pair_set.images), embedded.vectors.shape[1]), np.nan, dtype=np.float32)
+    vectors[used] = embedded.vectors
+    scores = pair_scores(vectors, pair_set.left, pair_set.right)
+    result = verify(scores, pair_set.same, pair_set.fold)
+    report: dict[str, Any] = {
+        "model": model,
+        "embedder": embedded.model_name,
+        "protocol": protocol,
+        "folds": sorted(set(pair_set.fold.tolist())),
+        **result.to_dict(),
+        "identification": _identification(pair_set, used, vectors),
+        "images": {"total": len(used), "from_cache": embedded.from_cache, **embedded.counts()},
+    }
+    if group_by:
+        if workdir is None:
+            raise CurateError("--group-by needs --workdir with a manifest that has the attribute")
+        groups = image_groups(pair_set.images, pair_set.identities, workdir, manifest_stage, group_by)
+        pair_groups = [
+            groups[a] if groups[a] == groups[b] else "mixed"
+            for a, b in zip(pair_set.left, pair_set.right, strict=True)
+        ]
+        report["groups"] = {"by": group_by, **by_group(result, pair_set.same, scores, pair_groups)}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    if out_dir is not None:
+        _write(report, result, Path(out_dir), embedded)
+    return report
+
+
+def _identification(pair_set: PairSet, used: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
+    """Rank-1/5 over the images the pairs use: per identity the first image (by path) is the gallery."""
+    order = sorted(used.tolist(), key=lambda i: str(pair_set.images[i]))
+    identities = [pair_set.identities[i] for i in order]
+    gallery, probes = gallery_probe_split(identities)
+    if len(probes) == 0:
+        return {"skipped": "no identity has a second image to probe with"}
+    return identify(vectors[order], identities, gallery, probes).to_dict()
+
+
+def _write(report: dict[str, Any], result: Any, out_dir: Path, embedded: EmbeddedImages) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{report['protocol']} ({len(report['folds'])} folds): {embedded.model_name}"
+    plot_roc({embedded.model_name: (result.fpr, result.tpr)}, out_dir / "roc.png", title)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    logger.info("wrote %s and roc.png", out_dir / "report.json")

@@ -1,0 +1,84 @@
+"""Score a curated manifest against a synthetic collection's ground truth (``truth.parquet``).
+
+The figures a dataset builder cares about: how pure the kept set is, how many true images survived, how
+many intruders, non-faces, corrupt files and planted near-duplicates were caught — each with what was
+planted beside it, so a reader sees both the catch and the miss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from curate.record import Status
+
+
+def join_truth(frame: pd.DataFrame, truth: pd.DataFrame, images_dir: Path) -> pd.DataFrame:
+    """Attach the truth columns to manifest rows, matched by path relative to ``images_dir``."""
+    root = Path(images_dir).resolve()
+    relative = frame["source"].map(lambda s: Path(s).resolve().relative_to(root).as_posix())
+    joined = frame.assign(file=relative).merge(truth, on="file", how="left", suffixes=("", "_truth"))
+    if joined["kind"].isna().any():
+        missing = joined.loc[joined["kind"].isna(), "file"].head(3).tolist()
+        raise ValueError(f"manifest rows without ground truth, e.g. {missing}")
+    return joined
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _purity(rows: pd.DataFrame) -> float | None:
+    """Share of rows that show the person their folder names (non-faces count as wrong)."""
+    right = (rows["true_identity"] == rows["folder_identity"]).sum()
+    return _share(int(right), len(rows))
+
+
+def _duplicate_pairs(joined: pd.DataFrame) -> tuple[int, int]:
+    """Planted near-duplicate pairs, and how many ended in one duplicate cluster."""
+    if "dup_cluster" not in joined:
+        return int((joined["kind"] == "near_duplicate").sum()), 0
+    cluster = dict(zip(joined["file"], joined["dup_cluster"], strict=True))
+    planted = joined.loc[joined["kind"] == "near_duplicate", ["file", "duplicate_of"]]
+    found = sum(
+        1
+        for copy, original in planted.itertuples(index=False)
+        if pd.notna(cluster.get(copy)) and cluster.get(copy) == cluster.get(original)
+    )
+    return len(planted), found
+
+
+def curation_figures(
+    collected: pd.DataFrame, final: pd.DataFrame, truth: pd.DataFrame, images_dir: Path
+) -> dict:
+    """Figures comparing the collected set (before curation) with the final manifest (after)."""
+    before = join_truth(collected, truth, images_dir)
+    after = join_truth(final, truth, images_dir)
+    decodable = before[before["status"] == Status.OK.value]
+    kept = after[after["status"] == Status.OK.value]
+    removed = after[after["status"] != Status.OK.value]
+    originals = after[after["kind"] == "original"]
+    planted_pairs, found_pairs = _duplicate_pairs(after)
+
+    def caught(kind: str) -> dict:
+        planted = int((after["kind"] == kind).sum())
+        hit = int((removed["kind"] == kind).sum())
+        return {"planted": planted, "removed": hit, "share_removed": _share(hit, planted)}
+
+    return {
+        "rows": len(after),
+        "status_counts": {k: int(v) for k, v in after["status"].value_counts().sort_index().items()},
+        "purity_before": _purity(decodable),
+        "purity_after": _purity(kept),
+        "true_images_kept": _share(int((originals["status"] == Status.OK.value).sum()), len(originals)),
+        "intruders": caught("intruder"),
+        "non_faces": caught("non_face"),
+        "corrupt": caught("corrupt"),
+        "near_duplicates": caught("near_duplicate"),
+        "duplicate_pairs": {
+            "planted": planted_pairs,
+            "found": found_pairs,
+            "recall": _share(found_pairs, planted_pairs),
+        },
+    }

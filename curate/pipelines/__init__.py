@@ -1,0 +1,1 @@
+"""Declared pipelines shipped with the package (the demo's), readable with importlib.resources."""

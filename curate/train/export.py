@@ -1,0 +1,148 @@
+"""What a training run leaves behind: full-state checkpoints, and the exported embedder.
+
+Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are ``torch.save`` dicts written atomically:
+``model`` (the exportable network), ``head``, ``center``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``
+(:func:`rng_states`), ``phase``, ``epoch``, ``step``, ``projection_dim``, ``config`` and ``classes``.
+
+The export is the format ``curate.embedders.get_embedder(dir)`` loads.
+
+A model dir holds ``embedder.pt`` (TorchScript: float32 ``N x 3 x H x W`` normalised images in, ``N x D``
+L2-normalised embeddings out) and ``embedder.json``::
+
+    {"format": "curate-embedder", "version": 1, "input_size": [H, W], "mean": [r, g, b],
+     "std": [r, g, b], "embedding_dim": D}
+
+Preprocessing the loader applies: resize the RGB uint8 image to ``input_size``, divide by 255, then
+``(x - mean) / std`` per channel.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from curate.errors import CurateError
+from curate.train.backbones import build_net
+from curate.train.data import MEAN, STD
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "curate-embedder"
+VERSION = 1
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def export_embedder(
+    net: nn.Module,
+    out_dir: Path,
+    input_size: int,
+    mean: tuple[float, float, float] = MEAN,
+    std: tuple[float, float, float] = STD,
+) -> Path:
+    """Script ``net`` (an :class:`~curate.train.backbones.EmbeddingNet`) on the CPU; write the model dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(net).float().cpu().eval().to(memory_format=torch.contiguous_format)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is the agreed format despite deprecation
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        dim = int(scripted(torch.zeros(2, 3, input_size, input_size)).shape[1])
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "input_size": [input_size, input_size],
+        "mean": list(mean),
+        "std": list(std),
+        "embedding_dim": dim,
+    }
+    _atomic_write(out_dir / "embedder.pt", lambda tmp: scripted.save(str(tmp)))
+    _atomic_write(out_dir / "embedder.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    logger.info("exported a %d-d embedder for %dx%d inputs to %s", dim, input_size, input_size, out_dir)
+    return out_dir
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG state a resumed run must restore."""
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_states`."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint atomically (temporary name, then rename), so a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint on the CPU; CurateError when it is not one of ours."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise CurateError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CurateError(f"{path} is not a curate training checkpoint (no model/config)")
+    return state
+
+
+def net_from_checkpoint(state: dict[str, Any]) -> nn.Module:
+    """Rebuild the exportable network stored in a training checkpoint (see :mod:`curate.train.loop`)."""
+    config = state["config"]
+    net = build_net(
+        config["backbone"], config["embedding_dim"], config["input_size"], state.get("projection_dim")
+    )
+    net.load_state_dict(state["model"])
+    return net
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
+    """Export the network of a training checkpoint file."""
+    state = load_checkpoint(checkpoint)
+    return export_embedder(net_from_checkpoint(state), out_dir, int(state["config"]["input_size"]))
+
+
+def load_exported(model_dir: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported dir (TorchScript module + checked metadata)."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "embedder.json"
+    if not meta_path.is_file():
+        raise CurateError(f"{model_dir} has no embedder.json; export a model with curate train first")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CurateError(
+            f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v1"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(model_dir / "embedder.pt"), map_location="cpu")
+    return module.eval(), meta
