@@ -198,7 +198,8 @@ class Executor:
                 n_workers=self.options.workers,
                 threads_per_worker=1,
                 processes=self.options.processes,
-                dashboard_address=None,  # no dashboard: nothing listens beyond the scheduler port
+                # the scheduler still serves health checks over HTTP: loopback only, any free port
+                dashboard_address="127.0.0.1:0",
                 silence_logs=logging.WARNING,
             )
             self._client = Client(self._cluster)

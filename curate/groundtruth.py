@@ -36,16 +36,23 @@ def _purity(rows: pd.DataFrame) -> float | None:
 
 
 def _duplicate_pairs(joined: pd.DataFrame) -> tuple[int, int]:
-    """Planted near-duplicate pairs, and how many ended in one duplicate cluster."""
-    if "dup_cluster" not in joined:
-        return int((joined["kind"] == "near_duplicate").sum()), 0
-    cluster = dict(zip(joined["file"], joined["dup_cluster"], strict=True))
+    """Planted near-duplicate pairs, and how many were caught.
+
+    A pair is caught when both files end in one duplicate cluster, or — for a copy filed under another
+    identity — when both rows are flagged ``identity_conflict`` (the same photo under two names).
+    """
     planted = joined.loc[joined["kind"] == "near_duplicate", ["file", "duplicate_of"]]
-    found = sum(
-        1
-        for copy, original in planted.itertuples(index=False)
-        if pd.notna(cluster.get(copy)) and cluster.get(copy) == cluster.get(original)
-    )
+    if "dup_cluster" not in joined:
+        return len(planted), 0
+    cluster = dict(zip(joined["file"], joined["dup_cluster"], strict=True))
+    status = dict(zip(joined["file"], joined["status"], strict=True))
+    conflict = Status.IDENTITY_CONFLICT.value
+
+    def caught(copy: str, original: str) -> bool:
+        same_cluster = pd.notna(cluster.get(copy)) and cluster.get(copy) == cluster.get(original)
+        return bool(same_cluster) or status.get(copy) == status.get(original) == conflict
+
+    found = sum(caught(copy, original) for copy, original in planted.itertuples(index=False))
     return len(planted), found
 
 

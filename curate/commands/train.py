@@ -120,8 +120,12 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option(help="random seed")] = None,
         device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N")] = None,
         precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16")] = None,
-        resume: Annotated[bool, typer.Option(help="continue from <out>/checkpoints/last.pt")] = False,
-        progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        resume: Annotated[
+            bool | None, typer.Option("--resume/--no-resume", help="continue from <out>/checkpoints/last.pt")
+        ] = None,
+        progress: Annotated[
+            bool | None, typer.Option("--progress/--no-progress", help="progress bar")
+        ] = None,
     ) -> None:
         """Train an embedding network and export it to <out>/model (loadable by every embedder user)."""
         from curate.train.loop import train
