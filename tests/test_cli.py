@@ -66,3 +66,18 @@ def test_run_pipeline_from_to_and_status(tmp_path, data_dir):
         and "unsafe_input=1" in status.output
     )
     assert Path(workdir / "collect" / "_config.json").exists()
+
+
+def test_rerun_skips_finished_shards_and_overwrite_redoes_them(tmp_path, data_dir):
+    workdir = tmp_path / "w"
+    args = ["-w", str(workdir), "--workers", "1", "--shards", "2", "collect", str(data_dir / "orl_faces")]
+    assert _invoke(*args).exit_code == 0
+    markers = sorted((workdir / "collect" / "_done").iterdir())
+    stamps = [m.read_text() for m in markers]
+    again = _invoke(*args)
+    assert again.exit_code == 0
+    assert [m.read_text() for m in markers] == stamps  # nothing redone
+    redone = _invoke(*args, "--overwrite")
+    assert redone.exit_code == 0
+    assert all(m.read_text() != s for m, s in zip(markers, stamps, strict=True))
+    assert (pd.read_parquet(workdir / "collect").status == "ok").sum() == 400
