@@ -123,28 +123,32 @@ def _metrics(out: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "stop_after"),
     [
-        {"head": "arcface", "augment": True},
-        {
-            "head": "softmax",
-            "recipe": "vggface",
-            "epochs": 1,
-            "projection_epochs": 2,
-            "projection_dim": 16,
-            "identities_per_batch": 3,
-            "images_per_identity": 4,
-        },
+        ({"head": "arcface", "augment": True}, 1),
+        (
+            {
+                "head": "softmax",
+                "recipe": "vggface",
+                "epochs": 1,
+                "projection_epochs": 2,
+                "projection_dim": 16,
+                "identities_per_batch": 3,
+                "images_per_identity": 4,
+            },
+            2,  # stops after the first epoch of the projection phase
+        ),
     ],
     ids=["arcface", "vggface"],
 )
 def test_resume_gives_the_same_weights_as_a_straight_run(
-    tmp_path: Path, data_dir: Path, overrides: dict
+    tmp_path: Path, data_dir: Path, overrides: dict, stop_after: int
 ) -> None:
     tree = _orl_tree(data_dir, tmp_path / "tree", range(1, 7))
     straight = train(_tiny_config(tree, tmp_path / "straight", **overrides))
-    first = train(_tiny_config(tree, tmp_path / "resumed", **overrides), stop_after=1)
+    first = train(_tiny_config(tree, tmp_path / "resumed", **overrides), stop_after=stop_after)
     assert first.model_dir is None and first.epochs_done == 1
+    assert _state(tmp_path / "resumed")["phase"] == ("projection" if "recipe" in overrides else "classify")
     resumed = train(_tiny_config(tree, tmp_path / "resumed", resume=True, **overrides))
     assert resumed.model_dir is not None
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "resumed")

@@ -122,13 +122,6 @@ class TrainConfig:
         """Pair and triplet losses need several images of each identity in every batch."""
         return self.pair_loss is not PairLoss.NONE
 
-    @property
-    def batch(self) -> int:
-        """Images per optimiser step on one process."""
-        return (
-            self.identities_per_batch * self.images_per_identity if self.uses_pk_sampler else self.batch_size
-        )
-
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key, its value and the fix."""
         if (self.workdir is None) == (self.images is None):

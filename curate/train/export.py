@@ -129,20 +129,3 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     """Export the network of a training checkpoint file."""
     state = load_checkpoint(checkpoint)
     return export_embedder(net_from_checkpoint(state), out_dir, int(state["config"]["input_size"]))
-
-
-def load_exported(model_dir: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported dir (TorchScript module + checked metadata)."""
-    model_dir = Path(model_dir)
-    meta_path = model_dir / "embedder.json"
-    if not meta_path.is_file():
-        raise CurateError(f"{model_dir} has no embedder.json; export a model with curate train first")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CurateError(
-            f"{meta_path}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v1"
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        module = torch.jit.load(str(model_dir / "embedder.pt"), map_location="cpu")
-    return module.eval(), meta

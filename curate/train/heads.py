@@ -115,9 +115,11 @@ def build_head(config: TrainConfig, num_classes: int) -> nn.Module | None:
         return None
     if config.head is HeadKind.SOFTMAX:
         return SoftmaxHead(num_classes, dim)
-    margins: dict[HeadKind, nn.Module] = {
-        HeadKind.ARCFACE: ArcMargin(config.margin_rad),
-        HeadKind.COSFACE: CosMargin(config.margin_cos),
-        HeadKind.SPHEREFACE: SphereMargin(config.margin_mult, config.sphere_lambda),
-    }
-    return MarginHead(num_classes, dim, config.scale, margins[config.head])
+    margin: nn.Module
+    if config.head is HeadKind.ARCFACE:
+        margin = ArcMargin(config.margin_rad)
+    elif config.head is HeadKind.COSFACE:
+        margin = CosMargin(config.margin_cos)
+    else:
+        margin = SphereMargin(config.margin_mult, config.sphere_lambda)
+    return MarginHead(num_classes, dim, config.scale, margin)
