@@ -11,7 +11,8 @@ Layout of ``config.out``::
 On CUDA the forward pass runs under bf16 autocast with channels_last tensors. Launched by ``torchrun``
 (``WORLD_SIZE`` > 1 in the environment) every process trains a DistributedDataParallel replica on its own
 GPU and its share of the batches; only rank 0 writes files. With the ``vggface`` recipe a second phase
-learns a triplet-loss projection on the frozen, L2-normalised features of the first (Parkhi et al. 2015).
+learns a triplet-loss projection on the frozen, L2-normalised features of the first (Parkhi et al. 2015;
+see :mod:`curate.train.recipe`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from curate.config import config_to_dict
 from curate.errors import CurateError
 from curate.train.backbones import build_net
-from curate.train.config import Optimizer, Recipe, Schedule, TrainConfig
-from curate.train.data import MEAN, STD, FaceDataset, PKBatchSampler, load_images, make_loader
+from curate.train.config import Recipe, TrainConfig
+from curate.train.data import MEAN, STD, FaceDataset, load_images, make_loader
 from curate.train.export import (
     export_embedder,
     load_checkpoint,
@@ -46,7 +45,9 @@ from curate.train.export import (
     rng_states,
     save_checkpoint,
 )
-from curate.train.losses import TrainingModel, TripletLoss
+from curate.train.losses import TrainingModel
+from curate.train.optim import lr_factor, make_optimizer
+from curate.train.recipe import ProjectionPhase
 
 logger = logging.getLogger(__name__)
 
@@ -112,30 +113,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def lr_factor(
-    config: TrainConfig, steps_per_epoch: int, epochs: int, warmup_epochs: float
-) -> Callable[[int], float]:
-    """Multiplier of the base rate at each optimiser step: linear warm-up, then cosine or step decay."""
-    total = max(1, epochs * steps_per_epoch)
-    warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.schedule is Schedule.COSINE:
-            return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-        return config.step_gamma ** ((step - warmup) // (config.step_every_epochs * steps_per_epoch))
-
-    return factor
-
-
-def make_optimizer(config: TrainConfig, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """SGD with Nesterov-free momentum, or AdamW."""
-    if config.optimizer is Optimizer.ADAMW:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
 def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -173,7 +150,7 @@ class MetricsLog:
                 handle.write(json.dumps(record) + "\n")
 
 
-class Trainer:
+class Trainer(ProjectionPhase):
     """One training run: builds everything from the config, then :meth:`run` trains, checkpoints, exports."""
 
     def __init__(self, config: TrainConfig) -> None:
@@ -338,70 +315,6 @@ class Trainer:
         record["images_per_s"] = round(seen * rt.world_size / seconds, 1)
         self.metrics.write(record)
         logger.info("epoch %d/%d: %s", self.epoch, c.epochs, record)
-        return record
-
-    def _start_projection(self) -> None:
-        """Phase 2 of the vggface recipe: freeze the network, add the projection, new optimiser."""
-        c = self.config
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        projection = nn.Linear(c.embedding_dim, c.projection_dim, bias=False)
-        nn.init.orthogonal_(projection.weight)
-        self.net.projection = projection.to(self.rt.device)
-        self.triplet = TripletLoss(c.triplet_margin_dist, c.mining)
-        self.optimizer = make_optimizer(c, list(projection.parameters()), c.projection_lr)
-        steps = max(1, len(self.images.paths) // (c.identities_per_batch * c.images_per_identity))
-        factor = lr_factor(c, steps // self.rt.world_size or 1, c.projection_epochs, 0.0)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
-        self.phase, self.epoch = "projection", 0
-
-    @torch.no_grad()
-    def _frozen_features(self) -> torch.Tensor:
-        """L2-normalised backbone features of every training image, un-augmented (computed once)."""
-        if self.features is None:
-            self.net.eval()
-            parts = []
-            for start in range(0, len(self.dataset), 256):
-                raw = torch.stack(
-                    [self.dataset.raw(i) for i in range(start, min(start + 256, len(self.dataset)))]
-                )
-                images = (raw.float() / 255.0 - self.mean) / self.std
-                with self.rt.autocast():
-                    parts.append(F.normalize(self.net.backbone(images.to(self.rt.device)).float(), dim=1))
-            self.features = torch.cat(parts)
-        return self.features
-
-    def _projection_epoch(self) -> dict[str, Any]:
-        c, rt = self.config, self.rt
-        features, labels = self._frozen_features(), torch.tensor(self.images.labels, device=rt.device)
-        p, k = c.identities_per_batch, c.images_per_identity
-        sampler = PKBatchSampler(self.images.labels, p, k, c.seed + 1, rt.rank, rt.world_size)
-        sampler.set_epoch(self.epoch)
-        total, batches, start = 0.0, 0, time.perf_counter()
-        projection = self.net.projection
-        for batch in sampler:
-            index = torch.tensor(batch, device=rt.device)
-            loss = self.triplet(F.normalize(projection(features[index]), dim=1), labels[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if rt.world_size > 1:
-                for parameter in projection.parameters():
-                    torch_dist.all_reduce(parameter.grad)
-                    parameter.grad /= rt.world_size
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
-            total, batches = total + loss.item(), batches + 1
-        self.epoch += 1
-        record = {
-            "phase": self.phase,
-            "epoch": self.epoch,
-            "step": self.step,
-            "triplet_loss": round(total / max(1, batches), 5),
-        }
-        record.update(lr=self.optimizer.param_groups[0]["lr"], seconds=round(time.perf_counter() - start, 2))
-        self.metrics.write(record)
-        logger.info("projection epoch %d/%d: %s", self.epoch, c.projection_epochs, record)
         return record
 
 
