@@ -1,9 +1,9 @@
 """Identity-level checks after ranking: overlapping identities and estimated purity.
 
 * **Overlap**: two names for the same person (an alias the name lists missed, a misspelling) show up as
-  identity centres that nearly coincide. Each identity's centre is the mean of the images it kept; a
-  faiss ``IndexFlatIP`` range search over the unit-length centres finds every pair whose cosine
-  similarity is above ``min_cosine``.
+  identity centres that nearly coincide. Each identity's centre is the mean of the images it kept; the
+  faiss all-pairs threshold search over the unit-length centres finds every pair whose cosine
+  similarity reaches ``min_cosine``.
 * **Purity**: the share of an identity's ok images whose final score reaches ``min_score``, i.e. the share
   the scorer believes show the person. With calibrated scores (0.5 = as likely the person as not) this is
   an estimate of how clean the identity's raw search results were; VGG-Face's annotators dropped names
@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
 from curate.rank.scorers import normalise, robust_centre
 from curate.rank.selftrain import Identity, Ranking
+from curate.search import similar_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +51,16 @@ def identity_centres(identities: list[Identity], rankings: list[Ranking]) -> np.
 
 
 def find_overlaps(centres: np.ndarray, min_cosine: float) -> list[Overlap]:
-    """Every pair of distinct centres with cosine similarity above ``min_cosine``, sorted by index."""
+    """Every pair of distinct centres with cosine similarity of at least ``min_cosine``, sorted by index.
+
+    The search is the project's all-pairs threshold search (:func:`curate.search.similar_pairs`), so it
+    runs on a GPU when faiss sees one and never builds the full similarity matrix.
+    """
     if len(centres) < 2:
         return []
-    index = faiss.IndexFlatIP(centres.shape[1])
-    index.add(centres)
-    limits, similarities, neighbours = index.range_search(centres, float(min_cosine))
-    found = []
-    for query in range(len(centres)):
-        for k in range(limits[query], limits[query + 1]):
-            other = int(neighbours[k])
-            if other > query:
-                found.append(Overlap(query, other, float(similarities[k])))
-    found.sort(key=lambda pair: (pair.first, pair.second))
-    return found
+    pairs = similar_pairs(centres, min_cosine)
+    found = [Overlap(int(i), int(j), float(c)) for i, j, c in zip(pairs.i, pairs.j, pairs.score, strict=True)]
+    return sorted(found, key=lambda pair: (pair.first, pair.second))
 
 
 def partners(overlaps: list[Overlap], count: int) -> list[list[int]]:
