@@ -16,6 +16,7 @@ STAGES: dict[str, str] = {
     "describe": "curate.stages.describe:DescribeStage",
     "dedup": "curate.stages.dedup:DedupStage",
     "rank": "curate.stages.rank:RankStage",
+    "review": "curate.stages.review:ReviewStage",
 }
 
 

@@ -1,0 +1,99 @@
+"""Library entry points for scripted review: record decisions, then apply them as the ``review`` stage."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from curate import manifest
+from curate.errors import CurateError
+from curate.executor import ExecutorOptions, StageResult
+from curate.pipeline import StageSpec, run_specs
+from curate.review.decisions import CSV_COLUMNS, event_from_row, import_events
+from curate.review.source import review_input_stage, store_path
+from curate.review.store import DecisionStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ApplyResult:
+    """What ``apply`` did: the stage run, decisions by outcome, the conflicts and the gone decisions."""
+
+    stage: StageResult
+    input_stage: str
+    outcomes: dict[str, int]
+    conflicts: pd.DataFrame
+    gone: pd.DataFrame
+
+
+def record_decisions(workdir: Path, decisions: pd.DataFrame) -> int:
+    """Validate and store decisions (columns as in the CSV: image_id, decision, reviewer, time, note[,
+    identity_id, target]) in the workdir's log; rows already stored are skipped. Returns rows stored."""
+    rows = decisions.reindex(columns=CSV_COLUMNS).astype(object).where(decisions.notna(), "")
+    events = [
+        event_from_row(i + 1, {k: str(v) for k, v in row.items()})
+        for i, row in enumerate(rows.to_dict("records"))
+    ]
+    store = DecisionStore(store_path(workdir))
+    try:
+        return import_events(store, events)
+    finally:
+        store.close()
+
+
+def decisions_digest(path: Path) -> str:
+    """A fingerprint of the decision log's live content (recorded in the stage config)."""
+    store = DecisionStore(path)
+    try:
+        events = store.events()
+    finally:
+        store.close()
+    text = events[["seq", "decision", "image_id", "identity_id", "target", "reviewer", "undone"]].to_csv()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def review_spec(workdir: Path, input_stage: str | None = None) -> StageSpec:
+    """The ``review`` stage spec reading the last curation stage and the workdir's decision log."""
+    path = store_path(workdir)
+    if not path.exists():
+        raise CurateError(
+            f"no review decisions in {workdir}; review with 'curate review serve' or 'review import'"
+        )
+    settings = {"decisions": str(path.resolve()), "digest": decisions_digest(path)}
+    return StageSpec("review", settings, review_input_stage(workdir, input_stage))
+
+
+def read_reports(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The audit, conflicts and gone tables the last ``review`` run wrote."""
+    folder = manifest.stage_dir(workdir, "review")
+    return tuple(
+        manifest.read_shard(folder / f"{name}.parquet").to_pandas()
+        for name in ("_audit", "_conflicts", "_gone")
+    )  # type: ignore[return-value]
+
+
+def apply_decisions(
+    workdir: Path,
+    decisions: pd.DataFrame | None = None,
+    input_stage: str | None = None,
+    options: ExecutorOptions | None = None,
+    shards: int | None = None,
+) -> ApplyResult:
+    """Store ``decisions`` (if given), then (re)write the ``review`` stage from the whole decision log."""
+    if decisions is not None:
+        record_decisions(workdir, decisions)
+    spec = review_spec(workdir, input_stage)
+    result = run_specs([spec], Path(workdir), options or ExecutorOptions(), shards, overwrite=True)[0]
+    return summarize(workdir, result, spec.input_stage or "")
+
+
+def summarize(workdir: Path, result: StageResult, input_stage: str) -> ApplyResult:
+    """Gather the reports of a finished ``review`` run."""
+    audit, conflicts, gone = read_reports(workdir)
+    outcomes = {k: int(v) for k, v in audit["outcome"].value_counts().items()} if len(audit) else {}
+    return ApplyResult(result, input_stage, outcomes, conflicts, gone)

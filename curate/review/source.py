@@ -1,0 +1,83 @@
+"""Where review reads from and writes to inside a workdir.
+
+Review follows the last curation stage present: ``dedup`` or ``rank`` (their order differs between
+pipelines), whichever finished last, unless the user names one with ``--input``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from curate import manifest
+from curate.errors import CurateError
+
+logger = logging.getLogger(__name__)
+
+CURATION_STAGES = ("dedup", "rank")
+REVIEW_DIR = "_review"
+WANTED_COLUMNS = (
+    "image_id",
+    "identity_id",
+    "identity_name",
+    "source",
+    "path",
+    "crop_path",
+    "status",
+    "reason",
+    "rank_score",
+    "identity_purity",
+    "identity_review",
+    "overlap_with",
+    "needs_review",
+    "review_reason",
+)
+
+
+def review_dir(workdir: Path) -> Path:
+    """``<workdir>/_review``: the decision store, the default export folder, cached thumbnails."""
+    return Path(workdir) / REVIEW_DIR
+
+
+def store_path(workdir: Path) -> Path:
+    """The SQLite decision log of a workdir."""
+    return review_dir(workdir) / "decisions.sqlite"
+
+
+def default_export_dir(workdir: Path) -> Path:
+    """Where ``curate review export`` writes unless told otherwise."""
+    return review_dir(workdir) / "export"
+
+
+def _finished_at(workdir: Path, stage: str) -> float | None:
+    """When the stage's last shard finished (newest marker), or None when it has no finished shard."""
+    markers = list((manifest.stage_dir(workdir, stage) / "_done").glob("*"))
+    if not markers or not manifest.list_shards(workdir, stage):
+        return None
+    return max(m.stat().st_mtime for m in markers)
+
+
+def review_input_stage(workdir: Path, override: str | None = None) -> str:
+    """The stage review reads: ``override`` if given, else the newest of ``dedup`` / ``rank``."""
+    if override:
+        if not manifest.list_shards(workdir, override):
+            raise CurateError(f"--input {override}: no manifest at {manifest.stage_dir(workdir, override)}")
+        return override
+    finished = {s: t for s in CURATION_STAGES if (t := _finished_at(workdir, s)) is not None}
+    if not finished:
+        raise CurateError(
+            f"no rank or dedup manifest in {workdir}; run 'curate rank' first or name a stage with --input"
+        )
+    return max(finished, key=lambda s: (finished[s], s == "dedup"))
+
+
+def load_rows(workdir: Path, stage: str) -> pd.DataFrame:
+    """The columns review needs from a stage's manifest, one row per manifest row."""
+    table = manifest.read_stage(workdir, stage)
+    frame = table.select([c for c in WANTED_COLUMNS if c in table.column_names]).to_pandas()
+    for column in WANTED_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    return frame
