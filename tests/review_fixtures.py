@@ -20,7 +20,7 @@ from curate.record import BASE_COLUMNS, Status
 from curate.stages.dedup import COLUMNS as DEDUP_COLUMNS
 from curate.stages.rank import COLUMNS as RANK_COLUMNS
 
-TYPES = {**BASE_COLUMNS, **DEDUP_COLUMNS, **RANK_COLUMNS}
+TYPES = {**BASE_COLUMNS, "crop_path": pa.string(), **DEDUP_COLUMNS, **RANK_COLUMNS}
 
 
 def cfp_rows(data_dir: Path, identities: int = 3, per_identity: int = 12) -> list[dict]:
