@@ -15,6 +15,7 @@ from rich.table import Table
 
 from curate.config import build_config
 from curate.errors import ConfigError
+from curate.review.source import training_stage
 from curate.train.config import HeadKind, Mining, Optimizer, PairLoss, Recipe, Schedule, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(exists=True, file_okay=False, help="train on <DIR>/<identity>/<image> files"),
         ] = None,
         manifest_stage: Annotated[
-            str | None, typer.Option(help="manifest stage in --workdir (default rank)")
+            str | None,
+            typer.Option(help="manifest stage in --workdir (default review if applied, else rank)"),
         ] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default <workdir>/train)")] = None,
         config: Annotated[
@@ -139,6 +141,7 @@ def register(app: typer.Typer) -> None:
         settings = {**_toml_settings(config), **cli}
         if settings.get("images") is None:
             settings["workdir"] = workdir
+            settings.setdefault("manifest_stage", training_stage(workdir))  # 'review' once applied
         settings.setdefault("out", workdir / "train")
         result = train(build_config(TrainConfig, settings, where=""))
         console.print(

@@ -73,6 +73,21 @@ def review_input_stage(workdir: Path, override: str | None = None) -> str:
     return max(finished, key=lambda s: (finished[s], s == "dedup"))
 
 
+def training_stage(workdir: Path) -> str:
+    """The manifest ``curate train`` reads by default: ``review`` once applied, else ``rank``.
+
+    A ``review`` stage older than a re-run ``rank``/``dedup`` is stale: it is skipped with a warning (run
+    ``curate review apply`` again; the decisions are kept).
+    """
+    reviewed = _finished_at(workdir, "review")
+    curated = [t for s in CURATION_STAGES if (t := _finished_at(workdir, s)) is not None]
+    if reviewed is not None and reviewed >= max(curated, default=0.0):
+        return "review"
+    if reviewed is not None:
+        logger.warning("the review stage is older than rank/dedup; run 'curate review apply' again")
+    return "rank"
+
+
 def load_rows(workdir: Path, stage: str) -> pd.DataFrame:
     """The columns review needs from a stage's manifest, one row per manifest row."""
     table = manifest.read_stage(workdir, stage)

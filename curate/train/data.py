@@ -50,13 +50,12 @@ class LabeledImages:
 def from_manifest(workdir: Path, stage: str) -> LabeledImages:
     """Rows with status ``ok``; the aligned ``crop_path`` when the faces stage wrote one, else ``path``."""
     table = manifest.read_stage(workdir, stage)
-    wanted = ["status", "identity_id", "path", "crop_path"]
+    wanted = ["status", "identity_id", "path", "crop_path", "review_identity_id"]
     columns = table.select([c for c in wanted if c in table.column_names]).to_pydict()
     crops = columns.get("crop_path", [None] * table.num_rows)
+    labels = columns.get("review_identity_id") or columns["identity_id"]  # review may merge twins
     items: list[tuple[Path, str]] = []
-    for status, identity, path, crop in zip(
-        columns["status"], columns["identity_id"], columns["path"], crops, strict=True
-    ):
+    for status, identity, path, crop in zip(columns["status"], labels, columns["path"], crops, strict=True):
         chosen = crop or path
         if status == Status.OK.value and chosen:
             items.append((Path(chosen), identity))
