@@ -57,13 +57,18 @@ def cfp_rows(data_dir: Path, identities: int = 3, per_identity: int = 12) -> lis
     return rows
 
 
+def _value(value: object) -> object:
+    """None for a missing value (pandas gives NaN), else the value."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def write_stage(workdir: Path, stage: str, rows: list[dict], n_shards: int = 2) -> None:
     """Write ``rows`` as a finished stage (shards by identity, markers), plus the workdir files."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / WORKDIR_FILE).write_text(json.dumps({"n_shards": n_shards}))
     for shard in range(n_shards):
         own = [r for r in rows if manifest.shard_of(r["identity_id"], n_shards) == shard]
-        table = pa.table({c: pa.array([r.get(c) for r in own], type=t) for c, t in TYPES.items()})
+        table = pa.table({c: pa.array([_value(r.get(c)) for r in own], type=t) for c, t in TYPES.items()})
         manifest.write_shard(table, manifest.shard_path(workdir, stage, shard))
         marker = marker_path(workdir, stage, shard)
         marker.parent.mkdir(parents=True, exist_ok=True)

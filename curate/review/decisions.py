@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -88,7 +89,7 @@ def import_events(store: DecisionStore, events: list[Event]) -> int:
         for e in events
         if (e.image_id, e.identity_id, e.target, e.decision, e.reviewer, e.time, e.note) not in seen
     ]
-    return store.record(fresh, batch="import") if fresh else 0
+    return store.record(fresh, batch=f"import-{time.time_ns()}") if fresh else 0
 
 
 def write_csv(store: DecisionStore, path: Path, history: bool = False) -> int:

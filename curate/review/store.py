@@ -131,6 +131,7 @@ class DecisionStore:
     def record(self, events: Iterable[Event], batch: str = "") -> int:
         """Store events in one transaction (one undo step); returns how many were stored."""
         rows = []
+        batch = batch or f"{time.time_ns()}"
         for event in events:
             event.validate()
             rows.append(
@@ -143,7 +144,7 @@ class DecisionStore:
                     event.reviewer.strip(),
                     event.time or now(),
                     event.note,
-                    batch or f"{time.time_ns()}",
+                    batch,
                 )
             )
         with self._transaction() as db:

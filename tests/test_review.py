@@ -1,0 +1,294 @@
+"""Review: plan and export, the decision log, CSV in/out, the conflict rule, apply, the page's gate."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import cohen_kappa_score
+
+from curate.errors import CurateError
+from curate.executor import ExecutorOptions
+from curate.review import (
+    DecisionStore,
+    Event,
+    apply_decisions,
+    build_plan,
+    decide_from_truth,
+    export_review,
+    read_csv,
+    read_plan,
+    record_decisions,
+    review_input_stage,
+    store_path,
+    write_csv,
+)
+from curate.review.decisions import cohen_kappa, import_events, resolve
+from curate.review.images import allowed_roots
+from curate.review.server import create_app
+from curate.review.source import load_rows, training_stage
+from tests.review_fixtures import make_workdir, write_stage
+
+with warnings.catch_warnings():  # starlette suggests httpx2; the httpx it ships with works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+LOCAL = ExecutorOptions(workers=1, processes=False)
+T = "2026-12-02T10:00:0{}+00:00"
+
+
+@pytest.fixture
+def workdir(tmp_path, data_dir):
+    folder = tmp_path / "run"
+    make_workdir(folder, data_dir)
+    return folder
+
+
+def test_plan_blocks_follow_score_and_budget_takes_the_most_uncertain(workdir):
+    rows = load_rows(workdir, "rank")
+    plan = build_plan(rows, block=4)
+    first = plan.items[plan.items["identity_id"] == "cfp-002"]  # flagged identities come first
+    assert plan.items["identity_id"].iloc[0] == "cfp-002"
+    assert first["rank_score"].is_monotonic_decreasing
+    assert first["block"].tolist() == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3]
+    assert first["position"].tolist()[:5] == [1, 2, 3, 4, 1]
+    budget = build_plan(rows, block=4, budget=5)
+    assert len(budget.items) == 5
+    nearest = (rows["rank_score"] - 0.5).abs()
+    pair = set(rows.loc[rows["needs_review"], "image_id"])
+    expected = pair | set(
+        rows.loc[~rows["image_id"].isin(pair)].assign(d=nearest).nsmallest(3, "d")["image_id"]
+    )
+    assert set(budget.items["image_id"]) == expected
+    assert len(plan.pairs) == 1 and plan.pairs["identity_a"].iloc[0] == "cfp-001"
+    flags = plan.identities.set_index("identity_id")
+    assert flags.loc["cfp-002", "flags"] == "impure overlap" and flags.loc["cfp-002", "twin_ids"] == "cfp-003"
+    with pytest.raises(CurateError, match="--block 0"):
+        build_plan(rows, block=0)
+
+
+def test_export_writes_tables_csv_and_a_contact_sheet_per_block(workdir):
+    result = export_review(workdir, block=5)
+    out = result.out
+    items = pd.read_csv(out / "items.csv")
+    assert len(items) == result.items == 30
+    assert {"image_id", "identity_id", "block", "position", "rank_score", "flags", "why"} <= set(
+        items.columns
+    )
+    assert pd.read_parquet(out / "pairs.parquet")["reason"].str.contains("near-duplicate").all()
+    sheets = sorted((out / "sheets").glob("*.png"))
+    assert len(sheets) == result.sheets == 6
+    with Image.open(sheets[0]) as sheet:
+        grey_levels = sum(1 for count in sheet.convert("L").histogram() if count)
+        assert sheet.size[0] > 1000 and grey_levels > 50  # real photos in it
+    assert (
+        read_plan(out).items["image_id"].tolist()
+        == pd.read_parquet(out / "items.parquet")["image_id"].tolist()
+    )
+
+
+def test_input_stage_is_the_newer_curation_stage_or_the_override(workdir):
+    assert review_input_stage(workdir) == "rank"
+    time.sleep(0.05)
+    write_stage(workdir, "dedup", load_rows(workdir, "rank").to_dict("records"))
+    assert review_input_stage(workdir) == "dedup"
+    assert review_input_stage(workdir, "rank") == "rank"
+    with pytest.raises(CurateError, match="--input nope"):
+        review_input_stage(workdir, "nope")
+
+
+def test_store_is_wal_durable_and_undo_reverts_a_whole_batch(tmp_path):
+    path = tmp_path / "decisions.sqlite"
+    store = DecisionStore(path)
+    a, b = "a" * 64, "b" * 64
+    store.record([Event("reject", "alice", a)])
+    store.record([Event("accept", "alice", a), Event("accept", "alice", b)])  # one step: accept the rest
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = DecisionStore(path)
+    assert len(reopened.undo("alice")) == 2
+    current = reopened.current()
+    assert current.set_index("image_id")["decision"].to_dict() == {a: "reject"}
+    assert reopened.undo("bob") == []
+    with pytest.raises(CurateError, match="use one of"):
+        reopened.record([Event("maybe", "alice", a)])
+
+
+def test_csv_round_trip_and_bad_rows_are_refused_with_the_line(tmp_path):
+    store = DecisionStore(tmp_path / "d.sqlite")
+    events = [
+        Event("reject", "alice", "a" * 64, note="blurred, not him", time=T.format(1)),
+        Event("identity_merge", "alice", identity_id="x-1", target="y-2", time=T.format(2)),
+        Event("dup_keep", "bob", "a" * 64, target="b" * 64, time=T.format(3)),
+    ]
+    assert import_events(store, events) == 3
+    assert import_events(store, events) == 0  # the same rows again are not stored twice
+    out = tmp_path / "out.csv"
+    assert write_csv(store, out) == 3
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(frame.columns)[:5] == ["image_id", "decision", "reviewer", "time", "note"]
+    assert [(e.decision, e.note, e.target) for e in read_csv(out)] == [
+        (e.decision, e.note, e.target) for e in events
+    ]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,decision,reviewer,time,note\n" + "a" * 64 + ",accept,alice,,\nzz,reject,bob,,\n")
+    with pytest.raises(CurateError, match="line 3: image_id 'zz'"):
+        read_csv(bad)
+    bad.write_text("image,decision\nx,accept\n")
+    with pytest.raises(CurateError, match="missing column"):
+        read_csv(bad)
+
+
+def _events(rows):
+    frame = pd.DataFrame(rows)
+    for column in ("image_id", "identity_id", "target", "note"):
+        frame[column] = frame.get(column, "")
+    frame = frame.fillna("")
+    frame["kind"] = frame["decision"].map(
+        lambda d: "identity" if d.startswith("identity") else "pair" if d.startswith("dup") else "image"
+    )
+    return frame.assign(seq=range(len(frame)), time=T.format(0), undone=False)
+
+
+def test_conflict_rule_majority_then_removal_unsure_not_counted():
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    events = _events(
+        [
+            {"image_id": a, "decision": "accept", "reviewer": "r1"},
+            {"image_id": a, "decision": "reject", "reviewer": "r2"},  # tie -> removal
+            {"image_id": b, "decision": "accept", "reviewer": "r1"},
+            {"image_id": b, "decision": "accept", "reviewer": "r2"},
+            {"image_id": b, "decision": "reject", "reviewer": "r3"},  # majority accept
+            {"image_id": c, "decision": "reject", "reviewer": "r1"},
+            {"image_id": c, "decision": "accept", "reviewer": "r1"},  # r1 changed their mind
+            {"image_id": c, "decision": "unsure", "reviewer": "r2"},
+            {"image_id": a, "target": b, "decision": "dup_keep", "reviewer": "r1"},
+            {"image_id": b, "target": a, "decision": "dup_keep", "reviewer": "r2"},  # tied pair
+        ]
+    )
+    settled = resolve(events).set_index("key")
+    assert settled.loc[a, "decision"] == "reject" and settled.loc[a, "how"] == "tie: removal wins"
+    assert settled.loc[b, "decision"] == "accept" and settled.loc[b, "conflict"]
+    assert settled.loc[c, "decision"] == "accept" and not settled.loc[c, "conflict"]
+    assert pd.isna(settled.loc[f"{a}|{b}", "decision"])
+
+
+def test_cohen_kappa_matches_sklearn():
+    first = ["accept", "accept", "reject", "unsure", "accept", "reject", "accept"]
+    second = ["accept", "reject", "reject", "unsure", "accept", "accept", "accept"]
+    assert cohen_kappa(first, second) == pytest.approx(cohen_kappa_score(first, second))
+    assert cohen_kappa(["accept"] * 3, ["accept"] * 3) is None
+
+
+def test_apply_writes_the_review_stage_and_keeps_decisions_across_an_upstream_rerun(workdir):
+    plan = build_plan(load_rows(workdir, "rank"), block=200)
+    items = plan.items.set_index("image_id")
+    ids = {k: items.index[items["identity_id"] == k].tolist() for k in ("cfp-001", "cfp-002", "cfp-003")}
+    low = items.index[(items["status"] == "low_score") & (items["identity_id"] == "cfp-001")][0]
+    pair = plan.pairs.iloc[0]
+    decisions = pd.DataFrame(
+        [
+            {"image_id": ids["cfp-001"][2], "decision": "reject", "reviewer": "alice", "note": "a cartoon"},
+            {"image_id": low, "decision": "accept", "reviewer": "alice"},
+            {
+                "identity_id": "cfp-002",
+                "decision": "identity_drop",
+                "reviewer": "bob",
+                "note": "mixed people",
+            },
+            {"identity_id": "cfp-003", "decision": "identity_merge", "target": "cfp-002", "reviewer": "bob"},
+            {
+                "image_id": pair["image_b"],
+                "target": pair["image_a"],
+                "decision": "dup_keep",
+                "reviewer": "bob",
+            },
+        ]
+    )
+    apply_decisions(workdir, decisions, options=LOCAL)
+    manifest = pd.read_parquet(workdir / "review").set_index("image_id")
+    assert manifest.loc[ids["cfp-001"][2], "status"] == "rejected_review"
+    assert "rejected in review by alice" in manifest.loc[ids["cfp-001"][2], "reason"]
+    assert "a cartoon" in manifest.loc[ids["cfp-001"][2], "reason"]
+    assert manifest.loc[low, "status"] == "ok" and "accepted in review" in manifest.loc[low, "review_note"]
+    dropped = manifest[manifest["identity_id"] == "cfp-002"]
+    assert set(dropped["status"]) == {"rejected_review", "low_score"}  # every ok row of the identity
+    assert (dropped["identity_verdict"] == "drop").all()
+    merged = manifest[manifest["identity_id"] == "cfp-003"]
+    assert (merged["review_identity_id"] == "cfp-002").all() and (merged["identity_verdict"] == "merge").all()
+    assert manifest.loc[pair["image_a"], "status"] == "duplicate"
+    assert pair["image_b"] in manifest.loc[pair["image_a"], "reason"]
+    assert training_stage(workdir) == "review"
+
+    # re-run upstream without one reviewed image: every other decision still applies, that one is listed
+    time.sleep(0.05)
+    rows = [r for r in load_rows(workdir, "rank").to_dict("records") if r["image_id"] != ids["cfp-001"][2]]
+    write_stage(workdir, "rank", rows)
+    assert training_stage(workdir) == "rank"  # the old review is stale now
+    result = apply_decisions(workdir, options=LOCAL)
+    assert result.gone["image_id"].tolist() == [ids["cfp-001"][2]]
+    again = pd.read_parquet(workdir / "review").set_index("image_id")
+    assert again.loc[low, "status"] == "ok" and again.loc[pair["image_a"], "status"] == "duplicate"
+    assert result.outcomes["applied"] == 4
+    audit = pd.read_parquet(workdir / "review" / "_audit.parquet")
+    assert len(audit) == 5 and set(audit["reviewer"]) == {"alice", "bob"}
+
+
+def test_scripted_decisions_from_ground_truth(workdir):
+    plan = build_plan(load_rows(workdir, "rank"))
+    truth = pd.DataFrame(
+        {
+            "sha256": plan.items["image_id"],
+            "file": plan.items["image_id"],
+            "folder_identity": plan.items["identity_id"],
+            "true_identity": plan.items["identity_id"],
+            "duplicate_of": None,
+        }
+    )
+    truth.loc[0, "true_identity"] = "someone-else"
+    truth.loc[1, "true_identity"] = None
+    pair = plan.pairs.iloc[0]
+    truth.loc[truth["sha256"] == pair["image_b"], "duplicate_of"] = pair["image_a"]
+    frame = decide_from_truth(plan, truth)
+    by_image = frame[frame["decision"].isin(["accept", "reject", "wrong_identity"])].set_index("image_id")
+    assert by_image.loc[plan.items["image_id"][0], "decision"] == "wrong_identity"
+    assert by_image.loc[plan.items["image_id"][1], "decision"] == "reject"
+    keep = frame[frame["decision"] == "dup_keep"].iloc[0]
+    assert (keep["image_id"], keep["target"]) == (pair["image_a"], pair["image_b"])
+    assert set(frame.loc[frame["identity_id"] != "", "decision"]) == {"identity_keep"}
+    assert frame["note"].str.contains("not a person|show the person").all()
+    assert record_decisions(workdir, frame) == len(frame)
+    assert store_path(workdir).exists()
+
+
+def test_page_gate_token_and_files_outside_the_run(workdir, tmp_path):
+    export_review(workdir, block=5, sheets=False)
+    plan = read_plan(workdir / "_review" / "export")
+    store = DecisionStore(store_path(workdir))
+    app = create_app(workdir, plan, store, allowed_roots(workdir), "s3cret")
+    image_id = plan.items["image_id"].iloc[0]
+    with TestClient(app) as client:
+        assert client.get("/api/state").status_code == 403
+        assert client.get(f"/img/{image_id}", headers={"X-Review-Token": "nope"}).status_code == 403
+        page = client.get("/?token=s3cret")
+        assert page.status_code == 200 and "curate_review_token" in page.headers["set-cookie"]
+        assert client.get(f"/img/{image_id}").status_code == 200  # the page's cookie carries the token
+        headers = {"X-Review-Token": "s3cret"}
+        block = client.get("/api/block", params={"identity": "cfp-001", "block": 1, "reviewer": "al"}).json()
+        assert block["server_ms"] >= 0 and len(block["items"]) == 5 and len(block["pairs"]) == 1
+        answer = client.post(
+            "/api/decide",
+            json={"reviewer": "al", "decisions": [{"image_id": "f" * 64, "decision": "reject"}]},
+        )
+        assert answer.status_code == 400  # not an image of this review
+        for reviewer, decision in (("al", "accept"), ("bo", "reject")):
+            body = {"reviewer": reviewer, "decisions": [{"image_id": image_id, "decision": decision}]}
+            assert client.post("/api/decide", json=body, headers=headers).json() == {"stored": 1}
+        agreement = client.get("/api/agreement").json()["blocks"]
+        assert agreement[0]["agreement"] == 0.0 and agreement[0]["images"] == 1
+        assert client.get("/img/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    store.close()
