@@ -17,6 +17,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from curate.errors import CurateError
@@ -101,58 +102,60 @@ def write_csv(store: DecisionStore, path: Path, history: bool = False) -> int:
     return len(frame)
 
 
-def _winner(votes: pd.DataFrame, kind: str) -> tuple[str | None, str]:
-    """The winning option of one target's votes, and how it won."""
-    counts = votes["option"].value_counts()
-    top = counts[counts == counts.max()].index.tolist()
-    if len(top) == 1:
-        return top[0], "majority" if len(counts) > 1 else "unanimous"
-    if kind == "pair":
-        return None, "tie: left as it was"
-    order = PRECEDENCE[kind]
-    return min(top, key=lambda o: order.index(o.split(":")[0])), "tie: removal wins"
+RESOLVED_COLUMNS = ["kind", "key", "image_id", "identity_id", "target", "decision", "reviewer", "time"]
+RESOLVED_COLUMNS += ["note", "votes", "conflict", "how"]
+
+
+def _options(live: pd.DataFrame) -> pd.Series:
+    """What each vote chooses: the decision, plus the twin for a merge or the keeper for a pair."""
+    option = live["decision"].where(live["decision"] != "identity_merge", "identity_merge:" + live["target"])
+    return option.where(live["decision"] != "dup_keep", "dup_keep:" + live["image_id"])
+
+
+def _winners(votes: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, key) with votes: the winning option (None for a tied pair), how it won, conflict."""
+    counts = votes.groupby(["kind", "key", "option"], sort=False).size().rename("n").reset_index()
+    group = counts.groupby(["kind", "key"], sort=False)
+    counts["options"] = group["n"].transform("size")
+    top = counts[counts["n"] == group["n"].transform("max")].copy()
+    top["tied"] = top.groupby(["kind", "key"], sort=False)["n"].transform("size") > 1
+    order = {d: i for kind in PRECEDENCE.values() for i, d in enumerate(kind)}
+    top["priority"] = top["option"].str.split(":").str[0].map(order).fillna(0)
+    top = top.sort_values("priority", kind="stable").drop_duplicates(["kind", "key"])
+    top["how"] = np.where(top["options"] > 1, "majority", "unanimous")
+    top.loc[top["tied"], "how"] = "tie: removal wins"
+    tied_pair = top["tied"] & (top["kind"] == "pair")
+    top.loc[tied_pair, "how"] = "tie: left as it was"
+    top["option"] = top["option"].where(~tied_pair, None)
+    top["conflict"] = top["options"] > 1
+    return top[["kind", "key", "option", "how", "conflict"]]
 
 
 def resolve(events: pd.DataFrame) -> pd.DataFrame:
     """Settle each target: one row per (kind, key) with the decision, its basis and any conflict.
 
     Columns: kind, key, image_id, identity_id, target, decision (null when unresolved), reviewer, time, note
-    (of the latest vote for the winner), votes ("alice=reject; bob=accept"), conflict, how.
+    (of the latest vote for the winner, else of the latest vote), votes ("alice=reject; bob=accept"),
+    conflict, how.
     """
     live = latest_per_reviewer(events[~events["undone"]] if "undone" in events else events)
     if live.empty:
-        return pd.DataFrame(columns=["kind", "key", "decision", "votes", "conflict", "how"])
-    option = live["decision"].where(live["kind"] != "identity", live["decision"] + ":" + live["target"])
-    keep_pair = live["decision"].eq("dup_keep")
-    option = option.where(~keep_pair, "dup_keep:" + live["image_id"])
-    live = live.assign(option=option.where(live["decision"] != "identity_keep", "identity_keep"))
-    records = []
-    for (kind, key), group in live.groupby(["kind", "key"], sort=False):
-        votes = group[group["decision"] != "unsure"]
-        summary = "; ".join(f"{r}={d}" for r, d in zip(group["reviewer"], group["option"], strict=True))
-        if votes.empty:
-            winner, how = "unsure", "unsure only"
-        else:
-            winner, how = _winner(votes, kind)
-        chosen = group[group["option"] == winner].sort_values("seq").tail(1)
-        base = chosen.iloc[0] if len(chosen) else group.sort_values("seq").iloc[-1]
-        records.append(
-            {
-                "kind": kind,
-                "key": key,
-                "image_id": base["image_id"],
-                "identity_id": base["identity_id"],
-                "target": base["target"],
-                "decision": None if winner is None else str(winner).split(":")[0],
-                "reviewer": base["reviewer"],
-                "time": base["time"],
-                "note": base["note"],
-                "votes": summary,
-                "conflict": votes["option"].nunique() > 1,
-                "how": how,
-            }
-        )
-    return pd.DataFrame.from_records(records)
+        return pd.DataFrame(columns=RESOLVED_COLUMNS)
+    live = live.assign(option=_options(live)).sort_values("seq")
+    winners = _winners(live[live["decision"] != "unsure"])
+    keys = live.drop_duplicates(["kind", "key"])[["kind", "key"]]
+    settled = keys.merge(winners, on=["kind", "key"], how="left")
+    unsure_only = settled["how"].isna()
+    settled.loc[unsure_only, ["option", "how", "conflict"]] = ["unsure", "unsure only", False]
+    summary = (live["reviewer"] + "=" + live["option"]).groupby([live["kind"], live["key"]], sort=False)
+    settled = settled.merge(summary.agg("; ".join).rename("votes").reset_index(), on=["kind", "key"])
+    chosen = live.merge(settled[["kind", "key", "option"]], on=["kind", "key", "option"])
+    base = pd.concat([live, chosen]).drop_duplicates(["kind", "key"], keep="last")
+    fields = ["kind", "key", "image_id", "identity_id", "target", "reviewer", "time", "note"]
+    settled = settled.merge(base[fields], on=["kind", "key"])
+    settled["decision"] = settled["option"].str.split(":").str[0]
+    settled["conflict"] = settled["conflict"].astype(bool)
+    return settled[RESOLVED_COLUMNS]
 
 
 def cohen_kappa(first: list[str], second: list[str]) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from curate.errors import CurateError
 from curate.review.decisions import RULE, agreement
-from curate.review.images import safe_path, thumbnail
+from curate.review.images import safe_path, thumbnail, thumbnail_path
 from curate.review.plan import ReviewPlan
 from curate.review.progress import Progress
 from curate.review.store import IMAGE_DECISIONS, DecisionStore, Event
@@ -117,12 +118,19 @@ class ReviewApp:
         """A thumbnail of an image of this review plan; anything else is 404."""
         image_id = request.path_params["image_id"]
         path = safe_path(self.paths.get(image_id), self.roots) if IMAGE_ID.match(image_id) else None
-        thumb = thumbnail(self.workdir, image_id, path) if path is not None else None
+        thumb = None
+        if path is not None:  # decoding a new thumbnail runs on a worker thread, off the event loop
+            cached = thumbnail_path(self.workdir, image_id)
+            thumb = (
+                cached
+                if cached.exists()
+                else await run_in_threadpool(thumbnail, self.workdir, image_id, path)
+            )
         if thumb is None:
             return PlainTextResponse("no such image in this review", status_code=404)
-        return FileResponse(
-            thumb, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-        )
+        # a thumbnail is a few kB: read it in place rather than hop to a worker thread per file
+        headers = {"Cache-Control": "private, max-age=3600"}
+        return Response(thumb.read_bytes(), media_type="image/jpeg", headers=headers)
 
     async def state(self, request: Request) -> Response:
         """Identities with progress, overall progress, reviewers, and where this reviewer was."""

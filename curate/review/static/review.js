@@ -97,7 +97,7 @@ function render() {
 function tile(item, index) {
   const node = el("div", { class: "tile", "data-image-id": item.image_id, "data-index": String(index) });
   if (item.decision) node.dataset.decision = item.decision;
-  const picture = el("img", { src: img(item.image_id), alt: item.image_id.slice(0, 12), loading: "lazy" });
+  const picture = el("img", { src: img(item.image_id), alt: item.image_id.slice(0, 12) });
   node.append(picture);
   const score = item.rank_score === null ? "–" : item.rank_score.toFixed(3);
   node.append(el("div", {}, `#${item.position} score ${score} ${item.status === "ok" ? "" : item.status}`));
