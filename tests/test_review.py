@@ -292,3 +292,41 @@ def test_page_gate_token_and_files_outside_the_run(workdir, tmp_path):
         assert agreement[0]["agreement"] == 0.0 and agreement[0]["images"] == 1
         assert client.get("/img/..%2F..%2Fetc%2Fpasswd").status_code == 404
     store.close()
+
+
+@pytest.mark.slow  # starts a dask LocalCluster for apply
+def test_cli_export_import_decisions_apply_and_one_line_errors(workdir, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    runner = CliRunner()
+    w = ["-w", str(workdir), "--workers", "1"]
+    missing = runner.invoke(app, [*w, "review", "apply"])
+    assert (
+        missing.exit_code == 1 and missing.output.count("\n") == 1 and "curate review serve" in missing.output
+    )
+    exported = runner.invoke(app, [*w, "review", "export", "--block", "5", "--budget", "12", "--no-sheets"])
+    assert exported.exit_code == 0, exported.output
+    items = pd.read_csv(workdir / "_review" / "export" / "items.csv")
+    assert len(items) == 12
+    target = items["image_id"].iloc[0]
+    csv = tmp_path / "in.csv"
+    csv.write_text(
+        "image_id,decision,reviewer,time,note\n"
+        f"{target},reject,carol,2026-12-02T09:00:00+00:00,not her\n"
+        f"{target},accept,dave,2026-12-02T09:01:00+00:00,\n"
+    )
+    assert runner.invoke(app, [*w, "review", "import", str(csv)]).exit_code == 0
+    applied = runner.invoke(app, [*w, "review", "apply"])
+    assert applied.exit_code == 0, applied.output
+    assert "conflict on image" in applied.output and "tie: removal wins" in applied.output
+    row = pd.read_parquet(workdir / "review").set_index("image_id").loc[target]
+    assert row["status"] == "rejected_review" and "carol" in row["reason"] and "not her" in row["reason"]
+    out = tmp_path / "out.csv"
+    assert runner.invoke(app, [*w, "review", "decisions", "--out", str(out)]).exit_code == 0
+    assert sorted(pd.read_csv(out)["reviewer"]) == ["carol", "dave"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,decision,reviewer\nabc,maybe,eve\n")
+    refused = runner.invoke(app, [*w, "review", "import", str(bad)])
+    assert refused.exit_code == 1 and "line 2" in refused.output and refused.output.count("\n") == 1
