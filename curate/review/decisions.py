@@ -147,8 +147,12 @@ def resolve(events: pd.DataFrame) -> pd.DataFrame:
     settled = keys.merge(winners, on=["kind", "key"], how="left")
     unsure_only = settled["how"].isna()
     settled.loc[unsure_only, ["option", "how", "conflict"]] = ["unsure", "unsure only", False]
-    summary = (live["reviewer"] + "=" + live["option"]).groupby([live["kind"], live["key"]], sort=False)
-    settled = settled.merge(summary.agg("; ".join).rename("votes").reset_index(), on=["kind", "key"])
+    votes: dict[tuple[str, str], list[str]] = {}
+    columns = (live[c].tolist() for c in ("kind", "key", "reviewer", "option"))
+    for kind, key, reviewer, option in zip(*columns, strict=True):
+        votes.setdefault((kind, key), []).append(f"{reviewer}={option}")
+    pairs = zip(settled["kind"].tolist(), settled["key"].tolist(), strict=True)
+    settled["votes"] = ["; ".join(votes[pair]) for pair in pairs]
     chosen = live.merge(settled[["kind", "key", "option"]], on=["kind", "key", "option"])
     base = pd.concat([live, chosen]).drop_duplicates(["kind", "key"], keep="last")
     fields = ["kind", "key", "image_id", "identity_id", "target", "reviewer", "time", "note"]

@@ -25,7 +25,7 @@ from curate import manifest
 from curate.errors import CurateError
 from curate.review.images import allowed_roots, contact_sheet
 from curate.review.plan import DEFAULT_BLOCK, ReviewPlan, build_plan
-from curate.review.source import default_export_dir, load_rows, review_input_stage
+from curate.review.source import default_export_dir, finished_at, load_rows, review_input_stage
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,15 @@ def read_plan(out: Path) -> ReviewPlan:
     meta = json.loads((out / "plan.json").read_text())
     tables = {name: manifest.read_shard(out / f"{name}.parquet").to_pandas() for name in TABLES}
     return ReviewPlan(block=meta["block"], budget=meta["budget"], **tables)
+
+
+def export_is_current(workdir: Path, out: Path) -> bool:
+    """Does ``out`` hold an export made after its input stage last finished?"""
+    meta = out / "plan.json"
+    if not meta.exists():
+        return False
+    finished = finished_at(workdir, json.loads(meta.read_text())["input_stage"])
+    return finished is not None and finished <= meta.stat().st_mtime
 
 
 def export_review(

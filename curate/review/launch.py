@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from curate.errors import CurateError
-from curate.review.export import export_review, read_plan
+from curate.review.export import export_is_current, export_review, read_plan
 from curate.review.images import allowed_roots
 from curate.review.plan import DEFAULT_BLOCK
 from curate.review.server import create_app
@@ -51,8 +51,9 @@ def serve(
 ) -> None:
     """Serve the review page until interrupted; ``announce`` receives the URL with the token."""
     export_dir = Path(export_dir) if export_dir else default_export_dir(workdir)
-    if not (export_dir / "plan.json").exists():
-        announce(f"no review export at {export_dir}: exporting now (without contact sheets)")
+    if not export_is_current(workdir, export_dir):
+        # none yet, or its input stage was re-run since: decisions are kept (they key on image_id)
+        announce(f"no current review export at {export_dir}: exporting now (without contact sheets)")
         export_review(workdir, export_dir, block, budget, input_stage, sheets=False)
     plan = read_plan(export_dir)
     if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:

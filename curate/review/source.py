@@ -51,7 +51,7 @@ def default_export_dir(workdir: Path) -> Path:
     return review_dir(workdir) / "export"
 
 
-def _finished_at(workdir: Path, stage: str) -> float | None:
+def finished_at(workdir: Path, stage: str) -> float | None:
     """When the stage's last shard finished (newest marker), or None when it has no finished shard."""
     markers = list((manifest.stage_dir(workdir, stage) / "_done").glob("*"))
     if not markers or not manifest.list_shards(workdir, stage):
@@ -65,7 +65,7 @@ def review_input_stage(workdir: Path, override: str | None = None) -> str:
         if not manifest.list_shards(workdir, override):
             raise CurateError(f"--input {override}: no manifest at {manifest.stage_dir(workdir, override)}")
         return override
-    finished = {s: t for s in CURATION_STAGES if (t := _finished_at(workdir, s)) is not None}
+    finished = {s: t for s in CURATION_STAGES if (t := finished_at(workdir, s)) is not None}
     if not finished:
         raise CurateError(
             f"no rank or dedup manifest in {workdir}; run 'curate rank' first or name a stage with --input"
@@ -79,8 +79,8 @@ def training_stage(workdir: Path) -> str:
     A ``review`` stage older than a re-run ``rank``/``dedup`` is stale: it is skipped with a warning (run
     ``curate review apply`` again; the decisions are kept).
     """
-    reviewed = _finished_at(workdir, "review")
-    curated = [t for s in CURATION_STAGES if (t := _finished_at(workdir, s)) is not None]
+    reviewed = finished_at(workdir, "review")
+    curated = [t for s in CURATION_STAGES if (t := finished_at(workdir, s)) is not None]
     if reviewed is not None and reviewed >= max(curated, default=0.0):
         return "review"
     if reviewed is not None:

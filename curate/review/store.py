@@ -181,7 +181,9 @@ class DecisionStore:
             query += " WHERE undone = 0"
         with self._lock:
             rows = self._db.execute(query + " ORDER BY seq").fetchall()
-        frame = pd.DataFrame(rows, columns=[*EVENT_COLUMNS, "batch", "undone"])
+        # plain Python strings: the resolution code works on them row by row
+        frame = pd.DataFrame(rows, columns=[*EVENT_COLUMNS, "batch", "undone"], dtype=object)
+        frame["seq"] = frame["seq"].astype("int64")
         frame["undone"] = frame["undone"].astype(bool)
         return frame
 
@@ -258,17 +260,12 @@ class DecisionStore:
 
 def target_key(frame: pd.DataFrame) -> pd.Series:
     """What a decision is about: the image, the identity, or the unordered image pair."""
-    pair = ["|".join(sorted((a, b))) for a, b in zip(frame["image_id"], frame["target"], strict=True)]
-    return pd.Series(
-        [
-            image if kind == "image" else identity if kind == "identity" else p
-            for kind, image, identity, p in zip(
-                frame["kind"], frame["image_id"], frame["identity_id"], pair, strict=True
-            )
-        ],
-        index=frame.index,
-        dtype=object,
-    )
+    columns = (frame[c].tolist() for c in ("kind", "image_id", "identity_id", "target"))
+    keys = [
+        image if kind == "image" else identity if kind == "identity" else "|".join(sorted((image, target)))
+        for kind, image, identity, target in zip(*columns, strict=True)
+    ]
+    return pd.Series(keys, index=frame.index, dtype=object)
 
 
 def latest_per_reviewer(events: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -45,6 +46,13 @@ COLUMNS: dict[str, pa.DataType] = {
     "review_note": pa.string(),  # what review did to the row: who, when, note
 }
 REVIEWABLE = {Status.OK.value, Status.LOW_SCORE.value}
+OUTCOMES = [
+    "undone",
+    "superseded by the reviewer's later decision",
+    "gone: not in the manifest any more",
+    "unresolved (tie)",
+    "applied",
+]
 
 
 @dataclass
@@ -60,7 +68,10 @@ class ReviewConfig:
 
 def _by(resolved: pd.DataFrame, kind: str, column: str) -> dict[str, dict]:
     rows = resolved[(resolved["kind"] == kind) & resolved["decision"].notna()]
-    return {r[column]: r for r in rows.to_dict("records")}
+    names = list(rows.columns)
+    columns = zip(*(rows[c].tolist() for c in names), strict=True)
+    records = (dict(zip(names, values, strict=True)) for values in columns)
+    return {record[column]: record for record in records}
 
 
 def _who(decision: dict) -> str:
@@ -111,40 +122,34 @@ class _Outcome:
 
 def _audit(events: pd.DataFrame, resolved: pd.DataFrame, present: dict[str, set]) -> pd.DataFrame:
     """Every event with its outcome: undone, superseded, gone, applied, overruled or unresolved."""
-    latest = set(latest_per_reviewer(events[~events["undone"]])["seq"]) if len(events) else set()
-    settled = {(r["kind"], r["key"]): r for r in resolved.to_dict("records")}
-    outcomes = []
-    keyed = events.assign(key=target_key(events) if len(events) else pd.Series(dtype=object))
-    for event in keyed.to_dict("records"):
-        won = settled.get((event["kind"], event["key"]))
-        if event["undone"]:
-            outcome = "undone"
-        elif event["seq"] not in latest:
-            outcome = "superseded by the reviewer's later decision"
-        elif not _present(event, present):
-            outcome = "gone: not in the manifest any more"
-        elif won is None or won["decision"] is None:
-            outcome = "unresolved (tie)"
-        elif won["decision"] == event["decision"] and _same_target(won, event):
-            outcome = "applied"
-        else:
-            outcome = f"overruled: {won['how']}"
-        outcomes.append(outcome)
-    return events.assign(outcome=pd.Series(outcomes, index=events.index, dtype=object))
-
-
-def _same_target(won: dict, event: dict) -> bool:
-    return event["kind"] == "image" or (won["image_id"], won["target"]) == (
-        event["image_id"],
-        event["target"],
+    if events.empty:
+        return events.assign(outcome=pd.Series(dtype=object))
+    latest = latest_per_reviewer(events[~events["undone"]])["seq"]
+    won = resolved[["kind", "key", "decision", "image_id", "target", "how"]].add_prefix("won_")
+    keyed = events.assign(key=target_key(events)).merge(
+        won, left_on=["kind", "key"], right_on=["won_kind", "won_key"], how="left"
     )
-
-
-def _present(event: dict, present: dict[str, set]) -> bool:
-    if event["kind"] == "identity":
-        return event["identity_id"] in present["identity"]
-    ids = [event["image_id"]] + ([event["target"]] if event["kind"] == "pair" else [])
-    return all(i in present["image"] for i in ids)
+    kind = keyed["kind"]
+    images, identities = list(present["image"]), list(present["identity"])
+    here = keyed["image_id"].isin(images) & ((kind != "pair") | keyed["target"].isin(images))
+    here = here.where(kind != "identity", keyed["identity_id"].isin(identities))
+    same = (kind == "image") | (
+        (keyed["won_image_id"] == keyed["image_id"]) & (keyed["won_target"] == keyed["target"])
+    )
+    outcome = np.select(
+        [
+            keyed["undone"].to_numpy(bool),
+            ~keyed["seq"].isin(latest).to_numpy(),
+            ~here.to_numpy(bool),
+            keyed["won_decision"].isna().to_numpy(),
+            ((keyed["won_decision"] == keyed["decision"]) & same).to_numpy(bool),
+        ],
+        OUTCOMES,
+        default="",
+    ).astype(object)
+    overruled = outcome == ""
+    outcome[overruled] = ("overruled: " + keyed["won_how"].astype(str)).to_numpy(object)[overruled]
+    return events.assign(outcome=pd.Series(outcome, index=events.index, dtype=object))
 
 
 class ReviewStage(GlobalStage):
