@@ -330,3 +330,21 @@ def test_cli_export_import_decisions_apply_and_one_line_errors(workdir, tmp_path
     bad.write_text("image_id,decision,reviewer\nabc,maybe,eve\n")
     refused = runner.invoke(app, [*w, "review", "import", str(bad)])
     assert refused.exit_code == 1 and "line 2" in refused.output and refused.output.count("\n") == 1
+
+
+def test_training_labels_follow_a_review_merge(tmp_path, data_dir):
+    import pyarrow as pa
+
+    from curate.manifest import shard_path, write_shard
+    from curate.train.data import from_manifest
+
+    orl = data_dir / "orl_faces"
+    rows = {
+        "identity_id": ["a", "a", "b", "c"],
+        "review_identity_id": ["a", "a", "a", "c"],  # b was merged into its twin a in review
+        "path": [str(orl / f"s{k}/1.pgm") for k in (1, 2, 3, 4)],
+        "status": ["ok", "ok", "ok", "rejected_review"],
+    }
+    write_shard(pa.table(rows), shard_path(tmp_path, "review", 0))
+    images = from_manifest(tmp_path, "review")
+    assert images.classes == ["a"] and images.labels == [0, 0, 0]
