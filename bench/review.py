@@ -163,11 +163,28 @@ def page_figures(workdir: Path, results: dict) -> None:
                     lambda ids=ids: fetch_all(client, ids),
                     results,
                 )
-        browser_figures(base, first, blocks[blocks["block"] == 2]["image_id"].tolist(), results)
+            keystroke(client, blocks["image_id"].iloc[0], results)
+        # 'n' goes to the next block: block 2 of this identity, or the next identity's first block
+        following = blocks[blocks["block"] == 2]
+        if following.empty:
+            after = plan.identities["identity_id"].iloc[1]
+            following = plan.items[(plan.items["identity_id"] == after) & (plan.items["block"] == 1)]
+        browser_figures(base, following["image_id"].iloc[0], results)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         store.close()
+
+
+def keystroke(client: httpx.Client, image_id: str, results: dict) -> None:
+    """What one key press costs the server: store a decision, then the progress the page reloads."""
+    body = {"reviewer": "bench2", "decisions": [{"image_id": image_id, "decision": "accept"}]}
+    timed(
+        "page: one decision stored (POST /api/decide)", lambda: client.post("/api/decide", json=body), results
+    )
+    timed(
+        "page: progress after it (GET /api/state, all identities)", lambda: client.get("/api/state"), results
+    )
 
 
 def fetch_all(client: httpx.Client, ids: list[str]) -> None:
@@ -177,7 +194,7 @@ def fetch_all(client: httpx.Client, ids: list[str]) -> None:
             response.raise_for_status()
 
 
-def browser_figures(base: str, identity: str, fresh: list[str], results: dict) -> None:
+def browser_figures(base: str, next_first: str, results: dict) -> None:
     """Chromium: open the page until every image of the first block is shown (warm thumbnails)."""
     if not Path("/usr/bin/chromium").exists():
         print("browser: skipped (no /usr/bin/chromium)")
@@ -201,7 +218,7 @@ def browser_figures(base: str, identity: str, fresh: list[str], results: dict) -
             "browser: next block (n) until its 200 tiles are drawn",
             lambda: (
                 page.keyboard.press("n"),
-                page.wait_for_function(f"document.querySelector('.tile').dataset.imageId === '{fresh[0]}'"),
+                page.wait_for_function(f"document.querySelector('.tile').dataset.imageId === '{next_first}'"),
             ),
             results,
         )

@@ -185,9 +185,9 @@ class ReviewApp:
             {"rule": RULE, "blocks": table.astype(object).where(table.notna(), None).to_dict("records")}
         )
 
-    async def _record(self, request: Request, events: list[Event], batch: str = "") -> Response:
+    async def _record(self, events: list[Event]) -> Response:
         try:
-            stored = self.store.record(events, batch)
+            stored = self.store.record(events)
         except CurateError as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse({"stored": stored})
@@ -203,7 +203,7 @@ class ReviewApp:
                 return JSONResponse({"error": f"not a planned image or decision: {image_id} {decision}"}, 400)
             identity_id = self.progress.identity_of[image_id]
             events.append(Event(decision, reviewer, image_id, identity_id, note=str(item.get("note", ""))))
-        return await self._record(request, events)
+        return await self._record(events)
 
     async def identity(self, request: Request) -> Response:
         """An identity verdict: identity_keep, identity_drop or identity_merge (with the twin as target)."""
@@ -222,7 +222,7 @@ class ReviewApp:
             return JSONResponse(
                 {"error": "decision must be identity_keep, identity_drop or identity_merge"}, 400
             )
-        return await self._record(request, [event])
+        return await self._record([event])
 
     async def pair(self, request: Request) -> Response:
         """A duplicate pair: dup_keep (image_id = keeper, target = the other) or dup_both."""
@@ -232,9 +232,8 @@ class ReviewApp:
         if not self.progress.is_pair(image_id, target) or decision not in ("dup_keep", "dup_both"):
             return JSONResponse({"error": "not a planned pair, or decision not dup_keep/dup_both"}, 400)
         identity_id = self.progress.identity_of.get(image_id, "")
-        return await self._record(
-            request, [Event(decision, str(body.get("reviewer", "")), image_id, identity_id, target)]
-        )
+        reviewer = str(body.get("reviewer", ""))
+        return await self._record([Event(decision, reviewer, image_id, identity_id, target)])
 
     async def undo(self, request: Request) -> Response:
         """Undo the reviewer's last step (one decision or one batch)."""

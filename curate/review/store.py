@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS events (
     undone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_reviewer ON events (reviewer, undone, seq);
-CREATE INDEX IF NOT EXISTS events_image ON events (image_id);
+CREATE INDEX IF NOT EXISTS events_decided ON events (kind, undone, image_id, reviewer);
 CREATE TABLE IF NOT EXISTS positions (
     reviewer TEXT PRIMARY KEY,
     identity_id TEXT NOT NULL,

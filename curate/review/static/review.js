@@ -177,7 +177,8 @@ async function decide(indexes, decision) {
   for (const i of indexes) grid.replaceChild(tile(view.items[i], i), grid.children[i]);
   saved(`saved ${indexes.length} ${decision}`);
   moveCursor(indexes.length === 1 ? indexes[0] + 1 : view.cursor);
-  loadState();
+  clearTimeout(decide.timer);  // progress counts refresh once the keys pause, not on every key
+  decide.timer = setTimeout(loadState, 800);
 }
 
 function acceptRest() {
