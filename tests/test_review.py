@@ -209,7 +209,8 @@ def test_apply_writes_the_review_stage_and_keeps_decisions_across_an_upstream_re
             },
         ]
     )
-    apply_decisions(workdir, decisions, options=LOCAL)
+    first = apply_decisions(workdir, decisions, options=LOCAL)
+    assert first.changed["low_score->ok"] == 1 and first.changed["ok->duplicate"] == 1
     manifest = pd.read_parquet(workdir / "review").set_index("image_id")
     assert manifest.loc[ids["cfp-001"][2], "status"] == "rejected_review"
     assert "rejected in review by alice" in manifest.loc[ids["cfp-001"][2], "reason"]

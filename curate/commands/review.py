@@ -113,6 +113,7 @@ def register(app: typer.Typer) -> None:
         result = run_with_progress(options, [spec], overwrite=True)[0]
         summary = summarize(options.workdir, result, spec.input_stage or "")
         console.print(f"decisions by outcome: {summary.outcomes}")
+        console.print(f"rows changed by review: {summary.changed or 'none'}")
         for row in summary.conflicts.to_dict("records"):
             console.print(
                 f"conflict on {row['kind']} {row['key']}: {row['votes']} -> {row['decision']} ({row['how']})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from curate import manifest
 from curate.errors import CurateError
-from curate.executor import ExecutorOptions, StageResult
+from curate.executor import ExecutorOptions, StageResult, stats_path
 from curate.pipeline import StageSpec, run_specs
 from curate.review.decisions import CSV_COLUMNS, event_from_row, import_events
 from curate.review.source import review_input_stage, store_path
@@ -22,11 +23,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ApplyResult:
-    """What ``apply`` did: the stage run, decisions by outcome, the conflicts and the gone decisions."""
+    """What ``apply`` did: the stage run, decisions by outcome, rows changed, conflicts, gone decisions."""
 
     stage: StageResult
     input_stage: str
-    outcomes: dict[str, int]
+    outcomes: dict[str, int]  # decisions by outcome: applied, overruled..., undone, gone...
+    changed: dict[str, int]  # rows whose status review changed, by "old->new"
     conflicts: pd.DataFrame
     gone: pd.DataFrame
 
@@ -96,4 +98,5 @@ def summarize(workdir: Path, result: StageResult, input_stage: str) -> ApplyResu
     """Gather the reports of a finished ``review`` run."""
     audit, conflicts, gone = read_reports(workdir)
     outcomes = {k: int(v) for k, v in audit["outcome"].value_counts().items()} if len(audit) else {}
-    return ApplyResult(result, input_stage, outcomes, conflicts, gone)
+    stats = json.loads(stats_path(workdir, "review", 0).read_text())  # a global step: every shard has them
+    return ApplyResult(result, input_stage, outcomes, stats.get("review_changed", {}), conflicts, gone)
