@@ -84,7 +84,7 @@ def _flags_and_why(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
             f.append("overlap")
             w.append(f"identity may be the same person as {overlap}")
         flags.append(" ".join(f))
-        why.append("; ".join(w) or "ranked by score")
+        why.append("; ".join(w) or ("ranked by score" if pd.notna(score) else "in review (no score)"))
     return flags, why
 
 
