@@ -6,6 +6,7 @@ import sqlite3
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -239,31 +240,55 @@ def test_apply_writes_the_review_stage_and_keeps_decisions_across_an_upstream_re
     assert len(audit) == 5 and set(audit["reviewer"]) == {"alice", "bob"}
 
 
-def test_scripted_decisions_from_ground_truth(workdir):
+def test_scripted_decisions_from_synthetic_ground_truth(tmp_path):
+    from curate.synth import SynthConfig, synthesize
+
+    truth = synthesize(SynthConfig(identities=4, images_per_identity=12, seed=3), tmp_path / "synth")
+    rng = np.random.default_rng(0)
+    originals = truth.set_index("file")["sha256"]
+    rows = []
+    for fact in truth.itertuples(index=False):
+        partner = originals.get(fact.duplicate_of) if isinstance(fact.duplicate_of, str) else None
+        rows.append(
+            {
+                "image_id": fact.sha256,
+                "identity_id": fact.folder_identity,
+                "identity_name": fact.folder_identity,
+                "source": str(tmp_path / "synth" / "images" / fact.file),
+                "path": str(tmp_path / "synth" / "images" / fact.file),
+                "status": "failed_decode" if fact.kind == "corrupt" else "ok",
+                "reason": "",
+                "rank_score": float(rng.uniform(0.3, 1.0)),
+                "needs_review": partner is not None,
+                "review_reason": f"possible near-duplicate of {partner} (x): cos 0.9" if partner else None,
+                "identity_review": True,
+            }
+        )
+    workdir = tmp_path / "run"
+    write_stage(workdir, "rank", rows)
     plan = build_plan(load_rows(workdir, "rank"))
-    truth = pd.DataFrame(
-        {
-            "sha256": plan.items["image_id"],
-            "file": plan.items["image_id"],
-            "folder_identity": plan.items["identity_id"],
-            "true_identity": plan.items["identity_id"],
-            "duplicate_of": None,
-        }
-    )
-    truth.loc[0, "true_identity"] = "someone-else"
-    truth.loc[1, "true_identity"] = None
-    pair = plan.pairs.iloc[0]
-    truth.loc[truth["sha256"] == pair["image_b"], "duplicate_of"] = pair["image_a"]
-    frame = decide_from_truth(plan, truth)
-    by_image = frame[frame["decision"].isin(["accept", "reject", "wrong_identity"])].set_index("image_id")
-    assert by_image.loc[plan.items["image_id"][0], "decision"] == "wrong_identity"
-    assert by_image.loc[plan.items["image_id"][1], "decision"] == "reject"
-    keep = frame[frame["decision"] == "dup_keep"].iloc[0]
-    assert (keep["image_id"], keep["target"]) == (pair["image_a"], pair["image_b"])
+    frame = decide_from_truth(plan, tmp_path / "synth" / "truth.parquet")
+    by_kind = truth.set_index("sha256")["kind"]
+    facts = truth.set_index("sha256")
+    images = frame[frame["decision"].isin(["accept", "reject", "wrong_identity"])]
+    for image_id, decision in zip(images["image_id"], images["decision"], strict=True):
+        fact = facts.loc[image_id]
+        right = fact["true_identity"] == fact["folder_identity"]
+        assert decision == (
+            "reject" if pd.isna(fact["true_identity"]) else "accept" if right else "wrong_identity"
+        )
+    assert {"wrong_identity", "reject", "accept"} == set(images["decision"])
+    assert len(images) == len(plan.items)  # every planned image decided; the corrupt file is not planned
+    keeps = frame[frame["decision"] == "dup_keep"]
+    assert len(keeps) >= 1 and set(by_kind[keeps["target"]]) == {"near_duplicate"}
     assert set(frame.loc[frame["identity_id"] != "", "decision"]) == {"identity_keep"}
     assert frame["note"].str.contains("not a person|show the person").all()
     assert record_decisions(workdir, frame) == len(frame)
-    assert store_path(workdir).exists()
+    result = apply_decisions(workdir, options=LOCAL)
+    manifest = pd.read_parquet(workdir / "review")
+    removed = manifest[manifest["status"] == "rejected_review"]["image_id"]
+    assert {"intruder", "non_face"} <= set(by_kind[removed]) <= {"intruder", "non_face", "near_duplicate"}
+    assert result.outcomes["applied"] == len(frame)
 
 
 def test_page_gate_token_and_files_outside_the_run(workdir, tmp_path):
