@@ -66,7 +66,8 @@ def _flags_and_why(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Short flags and a sentence saying why each image is in review."""
     flags, why = [], []
     columns = ("status", "rank_score", "needs_review", "review_reason", "identity_review", "overlap_with")
-    for status, score, pending, pair, impure, overlap in frame[list(columns)].itertuples(index=False):
+    values = zip(*(frame[c].tolist() for c in columns), strict=True)  # lists: fast to walk
+    for status, score, pending, pair, impure, overlap in values:
         f, w = [], []
         if status == Status.LOW_SCORE.value:
             f.append("low_score")
@@ -125,6 +126,12 @@ def build_plan(rows: pd.DataFrame, block: int = DEFAULT_BLOCK, budget: int | Non
     return ReviewPlan(items, plan_pairs(frame), plan_identities(frame, rows), block, budget)
 
 
+def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """Rows as dicts, built from column lists (far faster than iterating Arrow-backed columns)."""
+    values = zip(*(frame[c].tolist() for c in columns), strict=True)
+    return [dict(zip(columns, v, strict=True)) for v in values]
+
+
 def pair_id(a: str, b: str) -> str:
     """A stable id of an unordered image pair."""
     return hashlib.sha1("|".join(sorted((a, b))).encode()).hexdigest()[:16]
@@ -132,16 +139,19 @@ def pair_id(a: str, b: str) -> str:
 
 def plan_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     """Borderline near-duplicate pairs (from dedup's ``review_reason``) whose two images are planned."""
-    where = {image: row for row, image in zip(frame.index, frame["image_id"], strict=True)}
+    fields = ["identity_id", "identity_name", "rank_score", "image_path"]
+    columns = {c: frame[c].tolist() for c in fields}
+    where = {image: k for k, image in enumerate(frame["image_id"].tolist())}
     seen, records = set(), []
     pending = frame[frame["needs_review"]]
-    for image, reason in zip(pending["image_id"], pending["review_reason"], strict=True):
+    for image, reason in zip(pending["image_id"].tolist(), pending["review_reason"].tolist(), strict=True):
         match = PARTNER.search(str(reason or ""))
         if match is None or match.group(1) not in where or pair_id(image, match.group(1)) in seen:
             continue
         other = match.group(1)
         seen.add(pair_id(image, other))
-        a, b = frame.loc[where[image]], frame.loc[where[other]]
+        a = {c: columns[c][where[image]] for c in fields}
+        b = {c: columns[c][where[other]] for c in fields}
         records.append(
             {
                 "pair_id": pair_id(image, other),
@@ -158,17 +168,21 @@ def plan_pairs(frame: pd.DataFrame) -> pd.DataFrame:
                 "reason": reason,
             }
         )
-    columns = ["pair_id", "image_a", "image_b", "identity_a", "identity_b", "identity_name_a"]
-    columns += ["identity_name_b", "score_a", "score_b", "path_a", "path_b", "reason"]
-    return pd.DataFrame(records, columns=columns)
+    names = ["pair_id", "image_a", "image_b", "identity_a", "identity_b", "identity_name_a"]
+    names += ["identity_name_b", "score_a", "score_b", "path_a", "path_b", "reason"]
+    return pd.DataFrame(records, columns=names)
 
 
 def plan_identities(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """One row per planned identity: counts, purity, flags and twins (identity ids of overlap names)."""
     ids_by_name = rows.drop_duplicates("identity_name").set_index("identity_name")["identity_id"].to_dict()
+    grouped = frame.groupby("identity_id", sort=False)
+    sizes, blocks = grouped.size().to_dict(), grouped["block"].max().to_dict()
+    firsts = frame.drop_duplicates("identity_id")
+    columns = ["identity_id", "identity_name", "identity_purity", "identity_review", "overlap_with"]
     records = []
-    for order, (identity_id, group) in enumerate(frame.groupby("identity_id", sort=False)):
-        first = group.iloc[0]
+    for order, first in enumerate(_rows(firsts, columns)):
+        identity_id = first["identity_id"]
         names = [n for n in str(first["overlap_with"] or "").split("; ") if n]
         purity = first["identity_purity"]
         flags = (["impure"] if first["identity_review"] else []) + (["overlap"] if names else [])
@@ -177,13 +191,13 @@ def plan_identities(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
                 "identity_id": identity_id,
                 "identity_name": first["identity_name"],
                 "order": order,
-                "images": len(group),
-                "blocks": int(group["block"].max()),
+                "images": int(sizes[identity_id]),
+                "blocks": int(blocks[identity_id]),
                 "identity_purity": None if pd.isna(purity) else round(float(purity), 4),
                 "flags": " ".join(flags),
                 "overlap_with": "; ".join(names),
                 "twin_ids": "; ".join(ids_by_name.get(n, "") for n in names),
             }
         )
-    columns = ["identity_id", "identity_name", "order", "images", "blocks", "identity_purity", "flags"]
-    return pd.DataFrame(records, columns=[*columns, "overlap_with", "twin_ids"])
+    names = ["identity_id", "identity_name", "order", "images", "blocks", "identity_purity", "flags"]
+    return pd.DataFrame(records, columns=[*names, "overlap_with", "twin_ids"])
