@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from review_fixtures import make_workdir, write_stage
 from sklearn.metrics import cohen_kappa_score
 
 from curate.errors import CurateError
@@ -32,7 +33,6 @@ from curate.review.decisions import cohen_kappa, import_events, resolve
 from curate.review.images import allowed_roots
 from curate.review.server import create_app
 from curate.review.source import load_rows, training_stage
-from tests.review_fixtures import make_workdir, write_stage
 
 with warnings.catch_warnings():  # starlette suggests httpx2; the httpx it ships with works
     warnings.simplefilter("ignore")

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from review_fixtures import make_workdir
 
 from curate.executor import ExecutorOptions
 from curate.review import apply_decisions, export_review, read_plan
-from tests.review_fixtures import make_workdir
 
 CHROMIUM = os.environ.get("CURATE_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def review_workdir(tmp_path, data_dir) -> Path:
     link.parent.mkdir(parents=True)
     link.symlink_to(secret)
     rows[-1]["crop_path"] = str(link)
-    from tests.review_fixtures import write_stage
+    from review_fixtures import write_stage
 
     write_stage(workdir, "rank", rows)
     export_review(workdir, block=5, sheets=False)
