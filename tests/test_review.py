@@ -139,6 +139,11 @@ def test_csv_round_trip_and_bad_rows_are_refused_with_the_line(tmp_path):
     bad.write_text("image_id,decision,reviewer,time,note\n" + "a" * 64 + ",accept,alice,,\nzz,reject,bob,,\n")
     with pytest.raises(CurateError, match="line 3: image_id 'zz'"):
         read_csv(bad)
+    bad.write_text("image_id,decision,reviewer,time\n" + "a" * 64 + ",accept,al,yesterday\n")
+    with pytest.raises(CurateError, match="line 2: time 'yesterday' is not ISO 8601"):
+        read_csv(bad)
+    bad.write_text("\ufeffimage_id,decision,reviewer\r\n" + "a" * 64 + ",accept,al\r\n")  # Excel
+    assert read_csv(bad)[0].reviewer == "al"
     bad.write_text("image,decision\nx,accept\n")
     with pytest.raises(CurateError, match="missing column"):
         read_csv(bad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +50,20 @@ def event_from_row(line: int, row: dict[str, str]) -> Event:
         value = getattr(event, name)
         if value and not IMAGE_ID.match(value):
             raise CurateError(f"line {line}: {name} {value!r} is not an image_id (64 lowercase hex digits)")
+    if event.time:
+        try:
+            datetime.fromisoformat(event.time)
+        except ValueError:
+            raise CurateError(
+                f"line {line}: time {event.time!r} is not ISO 8601; write e.g. 2026-12-02T10:00:00+00:00"
+            ) from None
     return event
 
 
 def read_csv(path: Path) -> list[Event]:
     """Read and validate a decisions CSV; the whole file is refused on the first bad row."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # Excel's BOM
     except FileNotFoundError:
         raise CurateError(f"decisions file {path} not found; give the path of a CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
