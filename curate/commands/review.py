@@ -52,7 +52,11 @@ def register(app: typer.Typer) -> None:
         budget: BudgetOption = None,
         input_stage: InputOption = None,
     ) -> None:
-        """Serve the review page; prints its URL with the access token."""
+        """Serve the review page; prints its URL with the access token.
+
+        Uses the review export (made first, without contact sheets, when there is none or its input
+        stage was re-run since; --block, --budget and --input apply then).
+        """
         from curate.review.launch import serve as run_server
 
         def announce(line: str) -> None:
