@@ -150,6 +150,21 @@ def resolve(events: pd.DataFrame) -> pd.DataFrame:
     if live.empty:
         return pd.DataFrame(columns=RESOLVED_COLUMNS)
     live = live.assign(option=_options(live)).sort_values("seq")
+    alone = ~live.duplicated(["kind", "key"], keep=False)
+    single = live[alone]
+    single = single.assign(  # plain arrays: a Series would re-index an empty frame
+        votes=(single["reviewer"] + "=" + single["option"]).to_numpy(object),
+        conflict=False,
+        how=np.where(single["decision"] == "unsure", "unsure only", "unanimous"),
+    )
+    settled = [single[RESOLVED_COLUMNS]]
+    if not alone.all():
+        settled.append(_settle_votes(live[~alone]))
+    return pd.concat(settled, ignore_index=True)
+
+
+def _settle_votes(live: pd.DataFrame) -> pd.DataFrame:
+    """Targets with votes from more than one reviewer: the rule, the votes, the winning vote's details."""
     winners = _winners(live[live["decision"] != "unsure"])
     keys = live.drop_duplicates(["kind", "key"])[["kind", "key"]]
     settled = keys.merge(winners, on=["kind", "key"], how="left")
