@@ -32,7 +32,10 @@ def main() -> None:
     try:
         url = ""
         while not url.startswith("http"):
-            url = server.stdout.readline().partition("review: ")[2].strip() or url
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                raise SystemExit(f"curate review serve exited with {server.returncode}")
+            url = line.partition("review: ")[2].strip() or url
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
