@@ -322,6 +322,31 @@ def test_page_gate_token_and_files_outside_the_run(workdir, tmp_path):
         agreement = client.get("/api/agreement").json()["blocks"]
         assert agreement[0]["agreement"] == 0.0 and agreement[0]["images"] == 1
         assert client.get("/img/..%2F..%2Fetc%2Fpasswd").status_code == 404
+        verdict = {
+            "reviewer": "al",
+            "identity_id": "cfp-002",
+            "decision": "identity_merge",
+            "target": "cfp-003",
+        }
+        assert client.post("/api/identity", json=verdict).json() == {"stored": 1}
+        pair = plan.pairs.iloc[0]
+        keep = {
+            "reviewer": "al",
+            "decision": "dup_keep",
+            "image_id": pair["image_b"],
+            "target": pair["image_a"],
+        }
+        assert client.post("/api/pair", json=keep).json() == {"stored": 1}
+        assert client.post("/api/pair", json={**keep, "target": image_id}).status_code == 400  # not a pair
+        shown = client.get("/api/block", params={"identity": "cfp-001", "block": 1, "reviewer": "al"}).json()
+        assert shown["pairs"][0]["choice"]["image_id"] == pair["image_b"]
+        assert client.post("/api/undo", json={"reviewer": "al"}).json()["undone"][0]["decision"] == "dup_keep"
+        position = {"reviewer": "al", "identity_id": "cfp-002", "block": 2, "image_id": image_id}
+        assert client.post("/api/position", json=position).json() == {"saved": True}
+        state = client.get("/api/state", params={"reviewer": "al"}).json()
+        assert state["position"]["block"] == 2 and state["done"] == 1 and state["done_me"] == 1
+    settled = resolve(store.events()).set_index("kind")
+    assert settled.loc["identity", "target"] == "cfp-003" and "pair" not in settled.index
     store.close()
 
 
