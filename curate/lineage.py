@@ -253,7 +253,7 @@ class StageState:
             more = f" (+{len(self.corrupt) - 1} more)" if len(self.corrupt) > 1 else ""
             parts.append(f"shard {manifest.shard_name(first)}: {self.corrupt[first]}{more}")
         reasons = sorted(set(self.stale.values()))
-        if reasons:
+        if reasons and not self.upstream:  # a damaged or stale input says it all
             parts.append(f"{len(self.stale)} stale shard(s): {'; '.join(reasons)}")
         if self.upstream:
             parts.append(self.upstream)

@@ -136,6 +136,9 @@ class StagePlan:
             )
         for stats in results:
             self.record(stats)
+        staged = lineage.staged_path(self.workdir, self.stage, 0).parent
+        if staged.is_dir() and not any(staged.iterdir()):
+            staged.rmdir()
 
     def finish(self) -> bool:
         """Write ``_SUCCESS`` when every shard is verified and made from the current inputs."""

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from curate.commands.common import INPUT_HELP, console, global_options, run_stage_command, run_with_progress
-from curate.pipeline import load_pipeline, select_range
+from curate.pipeline import WORKDIR_FILE, load_pipeline, select_range
 from curate.status import workdir_status
 
 
@@ -27,8 +27,14 @@ def register(app: typer.Typer) -> None:
         """Run a declared pipeline in order, resuming from finished shards."""
         options = global_options(ctx)
         spec = load_pipeline(pipeline)
-        if spec.shards is not None and options.shards is None:
-            options.shards = spec.shards
+        if (
+            spec.shards is not None
+            and options.shards is None
+            and not (options.workdir / WORKDIR_FILE).exists()
+        ):
+            options.shards = (
+                spec.shards
+            )  # the file's count starts a new workdir; an existing one keeps its own
         run_with_progress(options, select_range(spec, start, stop), overwrite)
 
     @app.command("status")
