@@ -73,7 +73,8 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
                 "re-run with --overwrite to redo it with the new one"
             )
     saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
-    lineage.write_json_atomic(path, saved)
+    if not path.exists() or json.loads(path.read_text()) != saved:  # a finished run writes nothing
+        lineage.write_json_atomic(path, saved)
     return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
 
 
@@ -150,20 +151,25 @@ class StagePlan:
             and c.marker["inputs"] == self.inputs[c.shard]
             for c in checks
         )
-        if fresh:
-            markers = [c.marker for c in checks if c.marker is not None]
-            lineage.write_json_atomic(
-                lineage.success_path(self.workdir, self.stage),
-                {
-                    "stage": self.stage,
-                    "shards": self.n_shards,
-                    "rows": sum(m["rows"] for m in markers),
-                    "files": [f"{manifest.shard_name(s)}.parquet" for s in range(self.n_shards)],
-                    "digest": lineage.digest_of([m["digest"] for m in markers]),
-                    "finished": time.time(),
-                },
-            )
-        return fresh
+        if not fresh:
+            return False
+        markers = [c.marker for c in checks if c.marker is not None]
+        digest = lineage.digest_of([m["digest"] for m in markers])
+        path = lineage.success_path(self.workdir, self.stage)
+        if path.exists() and json.loads(path.read_text()).get("digest") == digest:
+            return True  # already written for exactly these shards
+        lineage.write_json_atomic(
+            path,
+            {
+                "stage": self.stage,
+                "shards": self.n_shards,
+                "rows": sum(m["rows"] for m in markers),
+                "files": [f"{manifest.shard_name(s)}.parquet" for s in range(self.n_shards)],
+                "digest": digest,
+                "finished": time.time(),
+            },
+        )
+        return True
 
 
 def _changed(marker: dict[str, Any], config: str, inputs: dict[str, str]) -> str:
@@ -181,6 +187,8 @@ def plan_stage(
     stage: Stage, workdir: Path, n_shards: int, input_stage: str | None, overwrite: bool, key: str | None
 ) -> StagePlan:
     """Save the config, check the inputs, and choose the shards to run (missing, damaged or stale)."""
+    if input_stage == stage.name:
+        raise CurateError(f"stage '{stage.name}' cannot read its own output; name an earlier stage as input")
     out_dir = manifest.stage_dir(workdir, stage.name)
     if overwrite and out_dir.exists():
         for sub in ("_done", "_input"):

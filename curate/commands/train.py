@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(exists=True, file_okay=False, help="train on <DIR>/<identity>/<image> files"),
         ] = None,
         manifest_stage: Annotated[
-            str | None, typer.Option(help="manifest stage in --workdir (default rank)")
+            str | None, typer.Option(help="manifest stage in --workdir (default dedup)")
         ] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default <workdir>/train)")] = None,
         config: Annotated[
