@@ -3,8 +3,9 @@
 1. Draw the collection (``synth/``), unless the workdir already holds it.
 2. Run the declared demo pipeline (``curate/pipelines/demo.toml``) up to ``faces``.
 3. Train a first-pass model on everything that decoded (the uncurated set).
-4. Run ``describe`` -> ``dedup`` -> ``rank`` with that model as the ranking embedder — VGG-Face's last
-   curation step, where a model trained on a first pass ranks the data for the next.
+4. Run ``describe`` -> ``rank`` -> ``dedup`` with that model as the ranking embedder — VGG-Face's last
+   curation step, where a model trained on a first pass ranks the data for the next; near-duplicate
+   clusters then keep their best-ranked member.
 5. Train the same recipe on the curated set, evaluate both on held-out identities (LFW pairs format), and
    score the manifest against the ground truth: purity, true images kept, intruders, non-faces, corrupt
    files and planted near-duplicates caught.
@@ -36,6 +37,7 @@ from curate.train.loop import train
 logger = logging.getLogger(__name__)
 
 RunStages = Callable[[list[StageSpec]], list[StageResult]]
+FINAL_STAGE = "dedup"  # the last stage of the demo pipeline: ranked, then near-duplicates removed
 
 
 @dataclass
@@ -112,7 +114,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
     run_stages(select_range(pipeline, None, "faces"))
     uncurated = _train(workdir, "faces", workdir / "models" / "uncurated", config)
     run_stages(_with_ranker(select_range(pipeline, "describe", None), uncurated))
-    curated = _train(workdir, "rank", workdir / "models" / "curated", config)
+    curated = _train(workdir, FINAL_STAGE, workdir / "models" / "curated", config)
 
     pairs, heldout = synth_dir / "heldout_pairs.txt", synth_dir / "heldout"
     verification = {}
@@ -124,7 +126,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
             k: result[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")
         }
     collected = manifest.read_stage(workdir, "collect").to_pandas()
-    final = manifest.read_stage(workdir, "rank").to_pandas()
+    final = manifest.read_stage(workdir, FINAL_STAGE).to_pandas()
     report = {
         "workdir": str(workdir),
         "curation": curation_figures(collected, final, truth, synth_dir / "images"),

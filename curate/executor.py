@@ -1,8 +1,9 @@
 """Runs stages on dask.distributed: one task per shard, atomic outputs, completion markers, resume.
 
-A shard is finished when its marker ``_done/<shard>`` exists; the marker is written after the shard's
-Parquet file, vectors and stats, so a killed run leaves no marker for half-written work and a re-run
-redoes exactly the unfinished shards. The executor is the only module (with the CLI) that imports dask.
+A shard is finished when its marker ``_done/<shard>`` is verified against its files (:mod:`curate.lineage`);
+the marker is written after the shard's Parquet file, vectors and stats, so a killed run leaves no marker for
+half-written work, and a re-run redoes exactly the unfinished, damaged or stale shards
+(:mod:`curate.stageplan`). The executor is the only module (with the CLI) that imports dask.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +20,7 @@ from typing import Any
 import pyarrow as pa
 from dask.distributed import Client, LocalCluster, as_completed
 
-from curate import __version__, manifest
-from curate.config import config_to_dict
+from curate import lineage, manifest, stageplan
 from curate.errors import CurateError
 from curate.record import BASE_COLUMNS, empty_table
 from curate.stage import GlobalStage, ShardStage, Stage, StageContext
@@ -54,9 +53,7 @@ class StageResult:
     seconds: float = 0.0
 
 
-def marker_path(workdir: Path, stage: str, shard: int) -> Path:
-    """The completion marker of one shard."""
-    return manifest.stage_dir(workdir, stage) / "_done" / manifest.shard_name(shard)
+marker_path = lineage.marker_path
 
 
 def stats_path(workdir: Path, stage: str, shard: int) -> Path:
@@ -70,8 +67,8 @@ def input_path(workdir: Path, stage: str, shard: int) -> Path:
 
 
 def finished_shards(workdir: Path, stage: str, n_shards: int) -> set[int]:
-    """Shards of ``stage`` whose completion marker exists."""
-    return {s for s in range(n_shards) if marker_path(workdir, stage, s).exists()}
+    """Shards of ``stage`` whose marker exists and agrees with the shard's files."""
+    return {s for s in range(n_shards) if lineage.check_shard(workdir, stage, s).state == lineage.DONE}
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -97,10 +94,11 @@ def _check_rows_kept(stage: str, before: pa.Table, after: pa.Table) -> None:
         )
 
 
-def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float) -> dict[str, Any]:
-    """Write a shard's manifest, then its stats, then (last) its marker."""
+def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float, staged: bool = False) -> dict[str, Any]:
+    """Write a shard's manifest (aside when ``staged``), then its stats; the driver writes the marker."""
     assert ctx.shard is not None
-    manifest.write_shard(table, manifest.shard_path(ctx.workdir, ctx.stage, ctx.shard))
+    path = (lineage.staged_path if staged else manifest.shard_path)(ctx.workdir, ctx.stage, ctx.shard)
+    manifest.write_shard(table, path)
     stats = {
         "stage": ctx.stage,
         "shard": ctx.shard,
@@ -110,11 +108,11 @@ def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float) -> dict[st
         "host": os.uname().nodename,
         "pid": os.getpid(),
         **ctx.stats,
+        "output": lineage.output_facts(ctx.workdir, ctx.stage, ctx.shard, path, table.num_rows),
     }
     _write_text_atomic(
         stats_path(ctx.workdir, ctx.stage, ctx.shard), json.dumps(stats, indent=1, default=str)
     )
-    _write_text_atomic(marker_path(ctx.workdir, ctx.stage, ctx.shard), f"{time.time()}\n")
     return stats
 
 
@@ -168,7 +166,7 @@ def run_global_task(stage: GlobalStage, workdir: Path, sources: dict[int, Path],
         for shard, table in sorted(outputs.items()):
             _check_rows_kept(stage.name, tables[shard], table)
             shard_ctx = StageContext(workdir, stage.name, n_shards, shard, log, dict(ctx.stats))
-            results.append(_finish_shard(shard_ctx, table, seconds))
+            results.append(_finish_shard(shard_ctx, table, seconds, staged=True))
         return results
 
 
@@ -231,13 +229,8 @@ class Executor:
         """Run ``stage`` over every unfinished shard; finished shards are skipped unless ``overwrite``."""
         started = time.perf_counter()
         workdir = Path(workdir).resolve()
-        out_dir = manifest.stage_dir(workdir, stage.name)
-        if overwrite and out_dir.exists():
-            for sub in ("_done", "_input"):
-                shutil.rmtree(out_dir / sub, ignore_errors=True)
-        _save_config(workdir, stage, input_stage, n_shards, stage_key)
-        done = finished_shards(workdir, stage.name, n_shards)
-        pending = [s for s in range(n_shards) if s not in done]
+        plan = stageplan.plan_stage(stage, workdir, n_shards, input_stage, overwrite, stage_key)
+        pending = plan.pending
         if pending:
             logger.info("stage %s: %d of %d shards to run", stage.name, len(pending), n_shards)
             if isinstance(stage, GlobalStage):
@@ -253,7 +246,7 @@ class Executor:
                     retries=self.options.retries,
                     pure=False,
                 )
-                future.result()
+                plan.record_all(future.result())
                 if progress:
                     progress(n_shards, n_shards)
             else:
@@ -272,12 +265,13 @@ class Executor:
                     )
                     for s in pending
                 ]
-                completed = len(done)
+                completed = n_shards - len(pending)
                 for future in as_completed(futures):
-                    future.result()
+                    plan.record(future.result())
                     completed += 1
                     if progress:
                         progress(completed, n_shards)
+        plan.finish()
         result = StageResult(
             stage=stage.name,
             shards_total=n_shards,
@@ -307,35 +301,7 @@ class Executor:
                 table = tables.get(shard, schema.empty_table())
                 manifest.write_shard(table, input_path(workdir, stage.name, shard))
             return planned
-        missing = sorted(set(range(n_shards)) - finished_shards(workdir, input_stage, n_shards))
-        if missing:
-            raise CurateError(
-                f"stage '{stage.name}' reads '{input_stage}', which has {len(missing)} unfinished shard(s) "
-                f"in {workdir}; run '{input_stage}' first"
-            )
         return {s: manifest.shard_path(workdir, input_stage, s) for s in shards}
-
-
-def _save_config(
-    workdir: Path, stage: Stage, input_stage: str | None, n_shards: int, key: str | None
-) -> None:
-    """Save the resolved config; refuse to mix shards made with another config (use --overwrite)."""
-    resolved = {
-        "stage": key or stage.name,
-        "input_stage": input_stage,
-        "n_shards": n_shards,
-        "config": config_to_dict(stage.config),
-    }
-    path = manifest.stage_dir(workdir, stage.name) / "_config.json"
-    if path.exists() and finished_shards(workdir, stage.name, n_shards):
-        previous = json.loads(path.read_text())
-        previous.pop("curate_version", None)
-        if previous != resolved:
-            raise CurateError(
-                f"stage '{stage.name}' in {workdir} was run with another config; "
-                "re-run with --overwrite to redo it with the new one"
-            )
-    _write_text_atomic(path, json.dumps({**resolved, "curate_version": __version__}, indent=1))
 
 
 def stage_status_counts(workdir: Path, stage: str, n_shards: int) -> dict[str, int]:

@@ -7,8 +7,11 @@ Layout of one stage's output (names starting with ``_`` or ``.`` are invisible t
     <workdir>/<stage>/_vectors/<name>/<shard:05d>.npy   dense vectors, same row order as the shard
     <workdir>/<stage>/_stats/<shard:05d>.json    per-shard counts and timings
     <workdir>/<stage>/_logs/<shard:05d>.log      per-shard log
-    <workdir>/<stage>/_done/<shard:05d>          completion marker, written last
+    <workdir>/<stage>/_done/<shard:05d>          marker: rows, checksums, lineage; written last
     <workdir>/<stage>/_config.json               the resolved stage config
+    <workdir>/<stage>/_SUCCESS                   written when every shard is verified and current
+
+A reader outside curate knows a stage is complete when ``_SUCCESS`` exists (see manifests/README.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from curate.record import SCHEMA_VERSION
 
 META_VERSION = b"curate.schema_version"
 META_KIND = b"curate.manifest_kind"
+SUCCESS_FILE = "_SUCCESS"
 
 
 def shard_of(identity_id: str, n_shards: int) -> int:
@@ -112,10 +116,16 @@ def list_shards(workdir: Path, stage: str) -> list[int]:
 
 
 def read_stage(workdir: Path, stage: str) -> pa.Table:
-    """Read every shard of a stage as one table (shard order, then row order)."""
+    """Read every shard of a stage as one table (shard order, then row order); refuse a partial stage."""
     shards = list_shards(workdir, stage)
     if not shards:
         raise CurateError(f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first")
+    folder = stage_dir(workdir, stage)
+    if (folder / "_done").is_dir() and not (folder / SUCCESS_FILE).exists():
+        raise CurateError(
+            f"stage '{stage}' in {workdir} is not complete (no {SUCCESS_FILE}); "
+            f"see 'curate status' and run '{stage}' again"
+        )
     return pa.concat_tables(
         [read_shard(shard_path(workdir, stage, s)) for s in shards], promote_options="default"
     )

@@ -9,7 +9,8 @@ A pipeline file looks like::
     [faces]
     detector = "hog"
 
-Each stage reads the manifest of the stage before it (``input = "<stage>"`` in its table overrides that).
+Each stage reads the manifest of the stage before it (``input = "<stage>"`` in its table overrides that);
+a first stage that is not a source reads what a stage command would (:func:`curate.stageplan.default_input`).
 Relative paths in a pipeline file are relative to the file's folder.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate import stageplan
 from curate.config import build_config
 from curate.errors import ConfigError, CurateError
 from curate.executor import Executor, ExecutorOptions, StageResult
@@ -173,7 +175,9 @@ def run_specs(
     results = []
     with Executor(options) as executor:
         for spec, stage in stages:
-            input_stage = spec.input_stage if spec.input_stage is not None else stage.default_input
+            input_stage = spec.input_stage
+            if input_stage is None:
+                input_stage = stageplan.default_input(Path(workdir), stage)
             progress = progress_factory(stage.name) if progress_factory else None
             result = executor.run_stage(stage, workdir, n_shards, input_stage, overwrite, progress, spec.key)
             logger.info("stage %s: %s", stage.name, result.status_counts)

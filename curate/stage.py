@@ -79,10 +79,19 @@ class Stage(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
-    default_input: ClassVar[str | None] = None  # the stage whose manifest this one reads
+    default_input: ClassVar[str | None] = None  # the stage read when none before it was run
+    version: ClassVar[int] = 1  # bump when the same input and config give a different output
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    def reads(self) -> list[str]:
+        """Stages read besides the input (e.g. stored vectors): part of this stage's lineage."""
+        return []
+
+    def read_files(self, workdir: Path) -> list[Path]:
+        """Other files the output depends on (e.g. a candidates list): their checksums join the lineage."""
+        return []
 
     def plan(self, workdir: Path, n_shards: int) -> dict[int, pa.Table] | None:
         """For a stage that starts from outside data: its input rows per shard. Others return None."""

@@ -18,8 +18,8 @@ def test_cfp_pipeline_validates_against_the_real_data(data_dir):
         "faces",
         "select",
         "describe",
-        "dedup",
         "rank",
+        "dedup",
     ]
     collect = spec.stages[0].settings
     assert Path(collect["source"]) == (data_dir / "cfp" / "Data" / "Images").resolve()
@@ -29,7 +29,7 @@ def test_cfp_pipeline_validates_against_the_real_data(data_dir):
         "faces",
         "select",
         "describe",
-        "dedup",
+        "rank",
     ]
 
 
@@ -38,7 +38,11 @@ def test_vggface_pipeline_validates_with_a_url_list(tmp_path):
     data = tomllib.loads((PIPELINES / "vggface.toml").read_text())
     spec = parse_pipeline(data, base=tmp_path)
     assert spec.stages[0].key == "download" and spec.shards == 64
-    assert spec.stages[-1].settings["positives"] == 50
+    keys = [s.key for s in spec.stages]
+    assert keys.index("rank") < keys.index("dedup")  # VGG-Face's order: filter, then near-duplicates
+    rank = spec.stages[keys.index("rank")].settings
+    assert (rank["positives"], rank["keep"], rank["scorer"]) == (50, 1000, "classifier")
+    assert spec.stages[keys.index("dedup")].input_stage == "rank"
 
 
 def test_demo_pipeline_is_the_packaged_one(tmp_path):

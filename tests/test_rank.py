@@ -15,12 +15,11 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from curate import manifest
+from curate import lineage, manifest
 from curate.commands.common import GlobalOptions
 from curate.commands.rank import register
 from curate.embedders import get_embedder
 from curate.errors import ConfigError
-from curate.executor import marker_path
 from curate.faces.detect import FaceAligner
 from curate.rank.overlap import find_overlaps
 from curate.rank.scorers import ClusterScorer, normalise, robust_centre
@@ -320,10 +319,11 @@ def test_rank_command_runs_on_the_executor(tmp_path):
     workdir = tmp_path / "w"
     identities, _ = gaussian_identities(n_ids=5, rate=0.2)
     tables = stage_tables(workdir, identities, n_shards=2)
-    for shard, table in tables.items():
-        manifest.write_shard(table, manifest.shard_path(workdir, "dedup", shard))
-        marker_path(workdir, "dedup", shard).parent.mkdir(parents=True, exist_ok=True)
-        marker_path(workdir, "dedup", shard).touch()
+    for shard, table in tables.items():  # a finished describe stage: manifests, vectors, verified markers
+        path = manifest.shard_path(workdir, "describe", shard)
+        manifest.write_shard(table, path)
+        facts = lineage.output_facts(workdir, "describe", shard, path, table.num_rows)
+        lineage.write_marker(workdir, "describe", shard, facts, config="test", inputs={})
     app = typer.Typer()
 
     @app.callback()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.candidates import REVIEW_FILE, CandidatesConfig, build_candidates, summarize, write_candidates
-from curate.commands.common import run_stage_command
+from curate.commands.common import INPUT_HELP, run_stage_command
 
 
 def register(app: typer.Typer) -> None:
@@ -71,9 +71,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         min_images: Annotated[int | None, typer.Option(min=0, help="fewer ok images: too_few_images")] = None,
-        input_stage: Annotated[
-            str | None, typer.Option("--input", help="stage to read (default: faces)")
-        ] = None,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Exclude images of identities the candidate list leaves out, then identities with too few images."""

@@ -15,6 +15,9 @@ from curate.executor import ExecutorOptions, StageResult
 from curate.pipeline import StageSpec, run_specs
 
 console = Console(stderr=True)
+INPUT_HELP = (
+    "stage to read (default: the last of collect, exact, faces, select, describe, rank run before it)"
+)
 
 
 @dataclass
@@ -84,5 +87,7 @@ def run_stage_command(
 ) -> StageResult:
     """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
     options = global_options(ctx)
-    spec = StageSpec(key, {k: v for k, v in settings.items() if v is not None}, input_stage)
+    # absolute paths, so a stage run by hand and the same stage in a pipeline have one config
+    given = {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+    spec = StageSpec(key, given, input_stage)
     return run_with_progress(options, [spec], overwrite)[0]

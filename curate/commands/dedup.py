@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import run_stage_command
-
-INPUT_HELP = "stage whose manifest to read (default: {})"
+from curate.commands.common import INPUT_HELP, run_stage_command
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +29,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--trim-borders/--no-trim-borders", help="remove a flat frame before describing"),
         ] = None,
         max_side: Annotated[int | None, typer.Option(help="shrink larger images first (0 = never)")] = None,
-        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP.format("faces"))] = None,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Perceptual hashes and embeddings for every ok image (the face crop when there is one)."""
@@ -69,9 +67,7 @@ def register(app: typer.Typer) -> None:
         descriptor_stage: Annotated[
             str | None, typer.Option(help="stage that wrote the descriptors (default: describe)")
         ] = None,
-        input_stage: Annotated[
-            str | None, typer.Option("--input", help=INPUT_HELP.format("describe"))
-        ] = None,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
         overwrite: Annotated[bool, typer.Option(help="redo the step")] = False,
     ) -> None:
         """Remove near-duplicates within identities; flag the same photo under two identities."""

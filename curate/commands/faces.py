@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import run_stage_command
+from curate.commands.common import INPUT_HELP, run_stage_command
 from curate.faces import DetectorKind
 
 
@@ -42,9 +42,7 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="shrink larger images before detection (0 = never)")
         ] = None,
         max_pixels: Annotated[int | None, typer.Option(help="refuse images with more pixels")] = None,
-        input_stage: Annotated[
-            str | None, typer.Option("--input", help="stage whose manifest to read (default: collect)")
-        ] = None,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Detect, align (5 points) and crop the subject's face in every ok image."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import run_stage_command
+from curate.commands.common import INPUT_HELP, run_stage_command
 from curate.stages.rank import ScorerName
 
 
@@ -43,9 +43,7 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="identities estimated less pure than this go to review")
         ] = None,
         seed: Annotated[int | None, typer.Option(help="seed for negative sampling and folds")] = None,
-        input_stage: Annotated[
-            str | None, typer.Option("--input", help="stage whose manifest to read (default: dedup)")
-        ] = None,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
         overwrite: Annotated[bool, typer.Option(help="redo the stage even if finished")] = False,
     ) -> None:
         """Rank every identity's images with a classifier trained on its top results; keep the best."""

@@ -1,4 +1,4 @@
-"""``curate run``, ``curate status`` and ``curate collect``: pipelines, progress, the first stage."""
+"""``curate run``, ``curate status``, ``curate collect`` and ``curate exact``: pipelines, the first stages."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curate.commands.common import console, global_options, run_stage_command, run_with_progress
-from curate.pipeline import load_pipeline, select_range
+from curate.commands.common import INPUT_HELP, console, global_options, run_stage_command, run_with_progress
+from curate.pipeline import WORKDIR_FILE, load_pipeline, select_range
 from curate.status import workdir_status
 
 
@@ -27,21 +27,44 @@ def register(app: typer.Typer) -> None:
         """Run a declared pipeline in order, resuming from finished shards."""
         options = global_options(ctx)
         spec = load_pipeline(pipeline)
-        if spec.shards is not None and options.shards is None:
-            options.shards = spec.shards
+        if (
+            spec.shards is not None
+            and options.shards is None
+            and not (options.workdir / WORKDIR_FILE).exists()
+        ):
+            options.shards = (
+                spec.shards
+            )  # the file's count starts a new workdir; an existing one keeps its own
         run_with_progress(options, select_range(spec, start, stop), overwrite)
 
     @app.command("status")
-    def status(ctx: typer.Context) -> None:
-        """Finished/total shards per stage and rows per status."""
-        report = workdir_status(global_options(ctx).workdir)
-        table = Table(title=f"status of {global_options(ctx).workdir}")
-        for column in ("stage", "shards done", "rows by status"):
-            table.add_column(column)
+    def status(
+        ctx: typer.Context,
+        verify: Annotated[
+            bool, typer.Option(help="re-hash every shard file (default: trust size and mtime)")
+        ] = False,
+    ) -> None:
+        """Per stage: done / partial / stale / corrupt shards, why, and rows per status."""
+        workdir = global_options(ctx).workdir
+        report = workdir_status(workdir, verify=verify)
+        table = Table(title=f"status of {workdir}")
+        for column in ("stage", "state", "done", "stale", "corrupt", "rows by status", "why"):
+            table.add_column(column, overflow="fold")
         for row in report:
             counts = ", ".join(f"{k}={v}" for k, v in sorted(row.status_counts.items()))
-            table.add_row(row.stage, f"{row.done}/{row.total}", counts)
+            table.add_row(
+                row.stage,
+                row.state,
+                f"{row.done}/{row.total}",
+                str(row.stale),
+                str(row.corrupt),
+                counts,
+                row.why,
+            )
         console.print(table)
+        for row in report:
+            for line in row.problems:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     @app.command("collect")
     def collect(
@@ -71,3 +94,12 @@ def register(app: typer.Typer) -> None:
                 "allow_private_addresses": allow_private_addresses or None,
             }
             run_stage_command(ctx, "download", settings, overwrite)
+
+    @app.command("exact")
+    def exact(
+        ctx: typer.Context,
+        input_stage: Annotated[str | None, typer.Option("--input", help=INPUT_HELP)] = None,
+        overwrite: Annotated[bool, typer.Option(help="redo the step")] = False,
+    ) -> None:
+        """Flag one photo (same sha256) filed under two identities as identity_conflict."""
+        run_stage_command(ctx, "exact", {}, overwrite, input_stage=input_stage)

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         manifest_stage: Annotated[
             str | None,
-            typer.Option(help="manifest stage in --workdir (default review if applied, else rank)"),
+            typer.Option(help="manifest stage in --workdir (default review if applied, else dedup)"),
         ] = None,
         out: Annotated[Path | None, typer.Option(help="output folder (default <workdir>/train)")] = None,
         config: Annotated[

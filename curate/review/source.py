@@ -74,7 +74,7 @@ def review_input_stage(workdir: Path, override: str | None = None) -> str:
 
 
 def training_stage(workdir: Path) -> str:
-    """The manifest ``curate train`` reads by default: ``review`` once applied, else ``rank``.
+    """The manifest ``curate train`` reads by default: ``review`` once applied, else the last curation stage.
 
     A ``review`` stage older than a re-run ``rank``/``dedup`` is stale: it is skipped with a warning (run
     ``curate review apply`` again; the decisions are kept).
@@ -85,7 +85,10 @@ def training_stage(workdir: Path) -> str:
         return "review"
     if reviewed is not None:
         logger.warning("the review stage is older than rank/dedup; run 'curate review apply' again")
-    return "rank"
+    finished = {s: t for s in CURATION_STAGES if (t := finished_at(workdir, s)) is not None}
+    if not finished:
+        return "dedup"
+    return max(finished, key=lambda s: (finished[s], s == "dedup"))
 
 
 def load_rows(workdir: Path, stage: str) -> pd.DataFrame:

@@ -212,7 +212,11 @@ class DedupStage(GlobalStage):
 
     name: ClassVar[str] = "dedup"
     Config: ClassVar[type] = DedupConfig
-    default_input: ClassVar[str | None] = "describe"
+    default_input: ClassVar[str | None] = "rank"  # VGG-Face: ranked first, so a cluster keeps its best
+
+    def reads(self) -> list[str]:
+        """The descriptor stage, whose vectors dedup searches."""
+        return [self.config.descriptor_stage]
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """Return every shard with the dedup columns added and duplicates / conflicts marked."""

@@ -154,7 +154,11 @@ class RankStage(GlobalStage):
 
     name = "rank"
     Config = RankConfig
-    default_input = "dedup"
+    default_input = "describe"
+
+    def reads(self) -> list[str]:
+        """The descriptor stage, whose vectors the scorers train on."""
+        return [self.config.descriptor_stage]
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """See the module docstring."""

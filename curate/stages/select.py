@@ -88,6 +88,11 @@ class SelectStage(ShardStage):
     Config = SelectConfig
     default_input = "faces"
 
+    def read_files(self, workdir: Path) -> list[Path]:
+        """The candidates list applied (its checksum joins the lineage: a rebuilt list makes this stale)."""
+        path = Path(self.config.candidates or candidates_path(workdir))
+        return [path] if path.is_file() else []
+
     def _index(self, ctx: StageContext) -> CandidateIndex | None:
         path = Path(self.config.candidates or candidates_path(ctx.workdir))
         if self.config.candidates is None and not path.is_file():

@@ -74,7 +74,7 @@ class TrainConfig:
 
     out: Path = Path("runs/train")  # checkpoints, metrics.jsonl, the exported model (out/model)
     workdir: Path | None = None  # read the curated manifest from here ...
-    manifest_stage: str = "rank"  # ... at this stage
+    manifest_stage: str = "dedup"  # ... at this stage (the last: ranked, then near-duplicates removed)
     images: Path | None = None  # or train on a folder tree <images>/<identity>/**/<image>
     backbone: str = "small"
     embedding_dim: int = 128

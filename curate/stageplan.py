@@ -1,0 +1,228 @@
+"""Before and after a stage runs: which input it reads, which shards to (re)do, and the markers it leaves.
+
+:func:`default_input` chains stages the same way by hand as in a pipeline: a stage reads the last stage of
+:data:`~curate.lineage.CANONICAL_ORDER` before it that was run in the workdir. :func:`plan_stage` saves the
+config, refuses inputs that are unfinished, damaged or stale, and picks the shards to run: those without a
+verified marker, and those made from inputs that changed since (make-like). :class:`StagePlan` then writes
+each shard's marker as its task reports back, moves a global stage's shards into place only once all are
+written, and writes ``_SUCCESS`` when every shard is verified and fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate import __version__, lineage, manifest
+from curate.config import config_to_dict
+from curate.errors import CurateError
+from curate.lineage import DONE, Checks
+from curate.stage import GlobalStage, Stage
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "_config.json"
+
+
+def _recorded_input(workdir: Path, stage: str) -> str | None:
+    path = manifest.stage_dir(workdir, stage) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text()).get("input_stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def default_input(workdir: Path, stage: Stage) -> str | None:
+    """The stage ``stage`` reads when none is named: the last canonical stage before it run in ``workdir``."""
+    order = lineage.CANONICAL_ORDER
+    if stage.name not in order:
+        return stage.default_input
+    for earlier in reversed(order[: order.index(stage.name)]):
+        if (manifest.stage_dir(workdir, earlier) / CONFIG_FILE).exists():
+            seen: set[str] = set()
+            chain: str | None = earlier
+            while chain is not None and chain not in seen:
+                if chain == stage.name:
+                    raise CurateError(
+                        f"'{earlier}' in {workdir} was made from '{stage.name}' (an older stage order); "
+                        f"run '{earlier}' again first, or name the input with --input"
+                    )
+                seen.add(chain)
+                chain = _recorded_input(workdir, chain)
+            return earlier
+    return stage.default_input
+
+
+def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: int, key: str | None) -> str:
+    """Save the resolved config (refusing to mix shards of another config); return its fingerprint."""
+    resolved = {"stage": key or stage.name, "n_shards": n_shards, "config": config_to_dict(stage.config)}
+    path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
+    if path.exists() and any(
+        lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)
+    ):
+        previous = json.loads(path.read_text())
+        if {k: previous.get(k) for k in resolved} != resolved:
+            raise CurateError(
+                f"stage '{stage.name}' in {workdir} was run with another config; "
+                "re-run with --overwrite to redo it with the new one"
+            )
+    saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
+    if not path.exists() or json.loads(path.read_text()) != saved:  # a finished run writes nothing
+        lineage.write_json_atomic(path, saved)
+    return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
+
+
+def _sources(workdir: Path, stage: Stage, input_stage: str | None) -> list[str]:
+    """Everything a stage reads: its input, stages it reads vectors from, other files (``file:`` keys)."""
+    names = [input_stage] if input_stage else []
+    names += [s for s in stage.reads() if s not in names]
+    return names + [lineage.file_key(workdir, p) for p in stage.read_files(workdir)]
+
+
+def _require_ready(checks: Checks, stage: str, source: str) -> None:
+    """Refuse to read a source stage that is unfinished, damaged or stale (one line, naming the fix)."""
+    state = lineage.stage_state(checks, source)
+    where = checks.workdir
+    if state.corrupt:
+        first = min(state.corrupt)
+        raise CurateError(
+            f"stage '{stage}' reads '{source}', whose shard {manifest.shard_name(first)} is damaged "
+            f"({state.corrupt[first]}); run '{source}' again to redo it"
+        )
+    if state.absent:
+        raise CurateError(
+            f"stage '{stage}' reads '{source}', which has {len(state.absent)} unfinished shard(s) "
+            f"in {where}; run '{source}' first"
+        )
+    if state.label == "stale":
+        raise CurateError(
+            f"stage '{stage}' reads '{source}', which is stale in {where} ({state.why()}); "
+            f"run '{source}' again first"
+        )
+
+
+@dataclass
+class StagePlan:
+    """The shards one stage run must do, and the lineage its markers record."""
+
+    workdir: Path
+    stage: str
+    n_shards: int
+    config: str
+    scope: str  # "shard": each shard reads the same shard of its inputs; "all": every shard
+    inputs: dict[int, dict[str, str]]
+    pending: list[int]
+
+    def record(self, stats: dict[str, Any]) -> None:
+        """Write the marker of a shard whose task returned ``stats`` (with its ``output`` facts)."""
+        shard = int(stats["shard"])
+        facts = stats["output"]
+        lineage.write_marker(
+            self.workdir, self.stage, shard, facts, self.config, self.inputs[shard], self.scope
+        )
+
+    def record_all(self, results: list[dict[str, Any]]) -> None:
+        """A global stage's shards, written aside, move into place; then their markers."""
+        for stats in results:
+            shard = int(stats["shard"])
+            os.replace(
+                lineage.staged_path(self.workdir, self.stage, shard),
+                manifest.shard_path(self.workdir, self.stage, shard),
+            )
+        for stats in results:
+            self.record(stats)
+        staged = lineage.staged_path(self.workdir, self.stage, 0).parent
+        if staged.is_dir() and not any(staged.iterdir()):
+            staged.rmdir()
+
+    def finish(self) -> bool:
+        """Write ``_SUCCESS`` when every shard is verified and made from the current inputs."""
+        checks = [lineage.check_shard(self.workdir, self.stage, s) for s in range(self.n_shards)]
+        fresh = all(
+            c.state == DONE
+            and c.marker is not None
+            and c.marker["config"] == self.config
+            and c.marker["inputs"] == self.inputs[c.shard]
+            for c in checks
+        )
+        if not fresh:
+            return False
+        markers = [c.marker for c in checks if c.marker is not None]
+        digest = lineage.digest_of([m["digest"] for m in markers])
+        path = lineage.success_path(self.workdir, self.stage)
+        if path.exists() and json.loads(path.read_text()).get("digest") == digest:
+            return True  # already written for exactly these shards
+        lineage.write_json_atomic(
+            path,
+            {
+                "stage": self.stage,
+                "shards": self.n_shards,
+                "rows": sum(m["rows"] for m in markers),
+                "files": [f"{manifest.shard_name(s)}.parquet" for s in range(self.n_shards)],
+                "digest": digest,
+                "finished": time.time(),
+            },
+        )
+        return True
+
+
+def _changed(marker: dict[str, Any], config: str, inputs: dict[str, str]) -> str:
+    """Why a verified shard must be redone for this run ('' when it need not)."""
+    if marker["config"] != config:
+        return "made by another version of the stage's code"
+    recorded = marker["inputs"]
+    if set(recorded) != set(inputs):
+        return f"made from {sorted(recorded) or 'no input'}, now reads {sorted(inputs)}"
+    changed = [key for key in sorted(inputs) if recorded[key] != inputs[key]]
+    return f"input {changed[0]} changed after it ran" if changed else ""
+
+
+def plan_stage(
+    stage: Stage, workdir: Path, n_shards: int, input_stage: str | None, overwrite: bool, key: str | None
+) -> StagePlan:
+    """Save the config, check the inputs, and choose the shards to run (missing, damaged or stale)."""
+    if input_stage == stage.name:
+        raise CurateError(f"stage '{stage.name}' cannot read its own output; name an earlier stage as input")
+    out_dir = manifest.stage_dir(workdir, stage.name)
+    if overwrite and out_dir.exists():
+        for sub in ("_done", "_input"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+    config = save_config(workdir, stage, input_stage, n_shards, key)
+    checks = Checks(workdir, n_shards)
+    sources = _sources(workdir, stage, input_stage)
+    for source in sources:
+        if not source.startswith(lineage.FILE_PREFIX):
+            _require_ready(checks, stage.name, source)
+    scope = "all" if isinstance(stage, GlobalStage) else "shard"
+    inputs = {
+        s: {src: checks.digest(src, None if scope == "all" else s) or "" for src in sources}
+        for s in range(n_shards)
+    }
+    pending, redo = [], []
+    for shard in range(n_shards):
+        check = lineage.check_shard(workdir, stage.name, shard)
+        if check.state != DONE:
+            pending.append(shard)
+            if check.state != lineage.ABSENT:
+                redo.append(f"shard {manifest.shard_name(shard)}: {check.reason}")
+            continue
+        assert check.marker is not None
+        why = _changed(check.marker, config, inputs[shard])
+        if why:
+            pending.append(shard)
+            redo.append(f"shard {manifest.shard_name(shard)}: {why}")
+    if redo:
+        logger.warning("stage %s: redoing %d shard(s); %s", stage.name, len(redo), redo[0])
+    if pending:
+        if scope == "all":
+            pending = list(range(n_shards))
+        lineage.success_path(workdir, stage.name).unlink(missing_ok=True)
+        for shard in pending:
+            lineage.marker_path(workdir, stage.name, shard).unlink(missing_ok=True)
+    return StagePlan(workdir, stage.name, n_shards, config, scope, inputs, pending)
