@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate import manifest
-from curate.executor import marker_path
+from curate import lineage, manifest
 from curate.pipeline import WORKDIR_FILE
 from curate.record import BASE_COLUMNS, Status
 from curate.stages.dedup import COLUMNS as DEDUP_COLUMNS
@@ -69,10 +68,15 @@ def write_stage(workdir: Path, stage: str, rows: list[dict], n_shards: int = 2) 
     for shard in range(n_shards):
         own = [r for r in rows if manifest.shard_of(r["identity_id"], n_shards) == shard]
         table = pa.table({c: pa.array([_value(r.get(c)) for r in own], type=t) for c, t in TYPES.items()})
-        manifest.write_shard(table, manifest.shard_path(workdir, stage, shard))
-        marker = marker_path(workdir, stage, shard)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("done\n")
+        path = manifest.shard_path(workdir, stage, shard)
+        manifest.write_shard(table, path)
+        facts = lineage.output_facts(workdir, stage, shard, path, table.num_rows)
+        lineage.write_marker(workdir, stage, shard, facts, config="test-fixture", inputs={})
+    digests = [lineage.check_shard(workdir, stage, s).marker["digest"] for s in range(n_shards)]
+    lineage.write_json_atomic(
+        lineage.success_path(workdir, stage),
+        {"stage": stage, "shards": n_shards, "rows": len(rows), "digest": lineage.digest_of(digests)},
+    )
 
 
 def make_workdir(workdir: Path, data_dir: Path, identities: int = 3, per_identity: int = 12) -> list[dict]:
