@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from curate.commands.common import console, global_options, run_stage_command, run_with_progress
+from curate.envcheck import check_status_workdir
 from curate.pipeline import load_pipeline, select_range
 from curate.status import workdir_status
 
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(ctx: typer.Context) -> None:
         """Finished/total shards per stage and rows per status."""
+        check_status_workdir(global_options(ctx).workdir)
         report = workdir_status(global_options(ctx).workdir)
         table = Table(title=f"status of {global_options(ctx).workdir}")
         for column in ("stage", "shards done", "rows by status"):
