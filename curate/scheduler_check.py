@@ -67,6 +67,16 @@ def _describe(first: bytes) -> str:
     return f"it answered {first[:16]!r}, not a dask handshake"
 
 
+def _what_listens(sock: socket.socket) -> str:
+    """After silence: end a line as an HTTP client would; an HTTP server then answers (diagnosis only)."""
+    try:
+        sock.sendall(b"\r\n\r\n")
+        answer = _recv_exactly(sock, 5, time.monotonic() + 1.0)
+    except OSError:
+        return ""
+    return " (an HTTP server listens there)" if answer.startswith((b"HTTP/", b"<")) else ""
+
+
 def _check_answer(address: str, sock: socket.socket, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     try:
@@ -80,7 +90,7 @@ def _check_answer(address: str, sock: socket.socket, timeout: float) -> None:
     except TimeoutError:
         raise CurateError(
             f"no dask scheduler at {address}: it accepted the connection but sent no handshake within "
-            f"{timeout:g} s; {FIX}"
+            f"{timeout:g} s{_what_listens(sock)}; {FIX}"
         ) from None
     except OSError as error:
         raise CurateError(f"no dask scheduler at {address}: {error.strerror or error}; {FIX}") from None
