@@ -25,7 +25,7 @@ from curate.config import config_to_dict
 from curate.envcheck import QuietFileHandler
 from curate.errors import CurateError
 from curate.inprocess import DeferredTask, as_completed, worth_a_cluster
-from curate.interrupts import ignore_sigint_in_children, quiet_dask_logs
+from curate.interrupts import quiet_dask_logs
 from curate.record import BASE_COLUMNS, empty_table
 from curate.stage import GlobalStage, ShardStage, Stage, StageContext
 
@@ -225,16 +225,16 @@ class Executor:
 
         workers = max(self.options.workers, 1)
         logger.info("starting a local dask cluster of %d worker processes", workers)
-        with ignore_sigint_in_children():
-            self._cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=self.options.processes,
-                # the scheduler still serves health checks over HTTP: loopback only, any free port
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.ERROR,
-            )
-            self._client = Client(self._cluster)
+        self._cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=self.options.processes,
+            # the scheduler still serves health checks over HTTP: loopback only, any free port
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,  # task errors reach the driver through their futures
+            preload=["curate.interrupts"],  # workers ignore Ctrl-C; the driver stops them
+        )
+        self._client = Client(self._cluster)
 
     @property
     def client(self) -> Any:

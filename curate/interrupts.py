@@ -2,17 +2,15 @@
 
 The CLI installs :func:`install_handlers`: the first SIGINT or SIGTERM raises :class:`Interrupted` in the
 main thread (a ``KeyboardInterrupt``, so no ``except Exception`` swallows it) and later ones are ignored
-while the run shuts down. Worker processes of a local cluster start with SIGINT ignored
-(:func:`ignore_sigint_in_children`), so a Ctrl-C to the terminal's process group stops the driver, which
-then closes the workers, instead of every worker dying with its own traceback.
+while the run shuts down. Worker processes of a local cluster ignore SIGINT (this module is their dask
+preload, :func:`dask_setup`), so a Ctrl-C to the terminal's process group stops the driver, which then
+closes the workers, instead of every worker dying with its own traceback.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
-from collections.abc import Iterator
 from types import FrameType
 
 logger = logging.getLogger(__name__)
@@ -58,21 +56,12 @@ def exit_code_of(error: KeyboardInterrupt) -> int:
     return error.exit_code if isinstance(error, Interrupted) else 130
 
 
-@contextlib.contextmanager
-def ignore_sigint_in_children() -> Iterator[None]:
-    """Processes spawned inside this block inherit SIGINT ignored (Python keeps an inherited SIG_IGN)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to change
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def quiet_dask_logs() -> None:
     """Silence dask's shutdown chatter (workers killed mid-task, cancelled futures) in this process."""
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def dask_setup(worker: object) -> None:
+    """Worker preload (``preload=["curate.interrupts"]``): a worker ignores Ctrl-C; its driver stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
