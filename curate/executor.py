@@ -139,8 +139,9 @@ class _ShardLog:
         return logging.getLogger(f"curate.shard.{self.handler.baseFilename}")
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:
-            logging.getLogger("curate.executor").error("task failed", exc_info=exc)  # type: ignore[arg-type]
+        if exc[0] is not None:  # the traceback goes to the shard's log; the error itself reaches the driver
+            record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "task failed", (), exc)  # type: ignore[arg-type]
+            self.handler.handle(record)
         self.logger.removeHandler(self.handler)
         self.handler.close()
 
