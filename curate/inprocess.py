@@ -3,15 +3,16 @@
 Starting a LocalCluster costs seconds (processes spawned, curate imported in each worker), which dwarfs the
 work of a stage on a few thousand images. So by default the executor does not start one up front: each
 task it submits becomes a :class:`DeferredTask`, and :func:`as_completed` runs those one after another in
-this process. After each task it projects the time left in-process from the last task's time; when that
-projection is larger than what the cluster would save (:func:`worth_a_cluster`), it starts the cluster and
-hands it the remaining tasks. ``--workers 0`` keeps everything in-process; ``--scheduler`` always uses the
+this process. From the second task on it projects the time left in-process from the last task's time;
+when a cluster would finish sooner, its cost included (:func:`worth_a_cluster`), it starts the cluster
+and hands it the remaining tasks. ``--workers 0`` keeps everything in-process; ``--scheduler`` always uses the
 cluster. Nothing here imports dask unless a cluster is actually used.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,9 +20,19 @@ from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
-# Measured on the 2-core development machine (bench/inprocess.py): LocalCluster(2) start plus the first
-# task (curate imported in a worker) took 3.5-5 s; a worker cold-starting a stage costs about the same again.
-CLUSTER_START_SECONDS = 4.0
+COST_ENV = "CURATE_CLUSTER_COST"
+# What moving work to a LocalCluster of 2 costs before it saves anything: its start (2-4 s measured by
+# bench/inprocess.py) plus each worker importing the stage's libraries on first use. On the shared 2-core
+# development machine under heavy load the whole came to ~24 s (collect and describe of 3,000 photos);
+# on an idle machine to ~3 s (issue 14: 5.2 s for a collect that did ~2 s of work). 10 s sits between:
+# a wrong guess costs at most ~7 s either way. Set CURATE_CLUSTER_COST (seconds) to tune it per machine.
+DEFAULT_CLUSTER_COST = 10.0
+WARM_TASKS = 2  # decide from the second task on: the first one pays this process's imports and models
+
+
+def cluster_cost() -> float:
+    """Seconds a cluster costs before it saves any (``$CURATE_CLUSTER_COST`` or the default)."""
+    return float(os.environ.get(COST_ENV, DEFAULT_CLUSTER_COST))
 
 
 class TaskOwner(Protocol):
@@ -80,7 +91,7 @@ def worth_a_cluster(last_task_seconds: float, tasks_left: int, workers: int) -> 
     if workers < 2 or tasks_left < 2:
         return False
     in_process = tasks_left * last_task_seconds
-    on_cluster = CLUSTER_START_SECONDS + tasks_left * last_task_seconds / min(workers, tasks_left)
+    on_cluster = cluster_cost() + tasks_left * last_task_seconds / min(workers, tasks_left)
     return on_cluster < in_process
 
 
@@ -92,11 +103,13 @@ def as_completed(futures: Iterable[Any]) -> Iterator[Any]:
 
         yield from dask_as_completed(pending)
         return
+    done = 0
     while pending:
         task = pending.pop(0)
         task.result()
+        done += 1
         yield task
-        if pending and task.owner.should_switch(task.seconds, len(pending)):
+        if pending and done >= WARM_TASKS and task.owner.should_switch(task.seconds, len(pending)):
             logger.info("moving %d tasks to the cluster (last took %.1f s)", len(pending), task.seconds)
             from dask.distributed import as_completed as dask_as_completed
 

@@ -14,7 +14,7 @@ import pytest
 
 from curate import manifest
 from curate.executor import ExecutorOptions
-from curate.inprocess import CLUSTER_START_SECONDS, worth_a_cluster
+from curate.inprocess import worth_a_cluster
 from curate.pipeline import parse_pipeline, run_specs
 
 SHARDS = 4
@@ -101,12 +101,13 @@ def test_a_small_stage_starts_no_cluster_and_imports_no_dask_distributed(data_di
     assert len(pd.read_parquet(tmp_path / "w" / "collect")) == 401
 
 
-def test_switch_rule():
-    # eight shards of a cheap stage (collect: ~0.1 s each) stay in-process
-    assert not worth_a_cluster(0.1, 7, workers=2)
+def test_switch_rule(monkeypatch):
+    monkeypatch.setenv("CURATE_CLUSTER_COST", "10")
+    # eight shards of a cheap stage (collect of 3,000 photos: ~0.5 s each) stay in-process
+    assert not worth_a_cluster(0.5, 6, workers=2)
     # a slow stage (faces: ~30 s a shard) moves the rest to two workers
-    assert worth_a_cluster(30.0, 7, workers=2)
-    # the cluster must save more than it costs to start
-    assert not worth_a_cluster(CLUSTER_START_SECONDS / 2, 2, workers=2)
+    assert worth_a_cluster(30.0, 6, workers=2)
+    # the cluster must save more than it costs
+    assert not worth_a_cluster(9.0, 2, workers=2) and worth_a_cluster(11.0, 2, workers=2)
     # one worker is never faster than in-process
     assert not worth_a_cluster(60.0, 100, workers=1)

@@ -1,8 +1,8 @@
 """Interrupts (issue 9 item 8): SIGINT/SIGTERM mid-stage stop the workers, say how to resume, exit 130/143.
 
 The run collects a URL list from a real 127.0.0.1 server that answers each request after a delay, so a
-stage is reliably under way when the signal lands; with ``--workers 2`` the slow first shard also makes the
-executor move the rest of the stage to a local dask cluster, so there are worker processes to stop.
+stage is reliably under way when the signal lands. With ``--workers 2`` and a low cluster cost, the slow
+shards make the executor move the rest of the stage to a local dask cluster: worker processes to stop.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from httpserver import CaseServer, small_cfp_jpegs
 
 from curate.executor import finished_shards
 
-SHARDS = 4
-ROWS = 12
-LINE = re.compile(r"^interrupted in collect: (\d) of 4 shards done; run the same command to resume$")
+SHARDS = 8
+ROWS = 24
+LINE = re.compile(r"^interrupted in collect: (\d) of 8 shards done; run the same command to resume$")
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -43,8 +43,8 @@ def _group_members(pgid: int) -> list[int]:
 
 
 def _on_workers(workdir: Path) -> bool:
-    """True once dask workers run shards: the first shard's log is the driver's, later ones theirs."""
-    return len(list((workdir / "collect" / "_logs").glob("*.log"))) >= 2
+    """True once dask workers run shards: the first two shards' logs are the driver's, later ones theirs."""
+    return len(list((workdir / "collect" / "_logs").glob("*.log"))) >= 3
 
 
 def _wait_for(condition, timeout: float = 120) -> None:
@@ -57,8 +57,8 @@ def _wait_for(condition, timeout: float = 120) -> None:
 
 @pytest.fixture
 def slow_urls(data_dir, tmp_path) -> Iterator[Path]:
-    with CaseServer(small_cfp_jpegs(data_dir, ROWS), latency_seconds=1.0) as server:
-        rows = [f"P{i % 8},{server.url(f'/img/{i}.jpg?n={i}')}" for i in range(ROWS)]
+    with CaseServer(small_cfp_jpegs(data_dir, ROWS), latency_seconds=0.5) as server:
+        rows = [f"P{i},{server.url(f'/img/{i}.jpg?n={i}')}" for i in range(ROWS)]
         path = tmp_path / "urls.csv"
         path.write_text("identity,url\n" + "\n".join(rows) + "\n")
         yield path
@@ -68,6 +68,7 @@ def _start(workdir: Path, urls: Path, workers: int) -> subprocess.Popen:
     args = ["-w", str(workdir), "--shards", str(SHARDS), "--workers", str(workers), "collect", str(urls)]
     return subprocess.Popen(
         [sys.executable, "-m", "curate", *args, "--allow-private-addresses", "--concurrency", "1"],
+        env={**os.environ, "CURATE_CLUSTER_COST": "0.5"},  # move to the cluster after two 1.5 s shards
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -97,7 +98,7 @@ def _check_resumes(workdir: Path, urls: Path) -> None:
 def test_sigint_to_the_group_stops_the_cluster_workers(slow_urls, tmp_path):
     workdir = tmp_path / "w"
     run = _start(workdir, slow_urls, workers=2)
-    _wait_for(lambda: _on_workers(workdir))
+    _wait_for(lambda: _on_workers(workdir) and len(_group_members(run.pid)) >= 3)  # driver + 2 workers
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _check_stopped(run, 130)
     _check_resumes(workdir, slow_urls)
@@ -106,7 +107,7 @@ def test_sigint_to_the_group_stops_the_cluster_workers(slow_urls, tmp_path):
 def test_sigterm_to_the_driver_stops_its_workers(slow_urls, tmp_path):
     workdir = tmp_path / "w"
     run = _start(workdir, slow_urls, workers=2)
-    _wait_for(lambda: _on_workers(workdir))
+    _wait_for(lambda: _on_workers(workdir) and len(_group_members(run.pid)) >= 3)  # driver + 2 workers
     os.kill(run.pid, signal.SIGTERM)  # a supervisor stopping the job: only the driver gets it
     _check_stopped(run, 143)
     _check_resumes(workdir, slow_urls)
