@@ -30,6 +30,7 @@ from curate.workdir_lock import hold_workdir
 SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT); default $CURATE_SCHEDULER, else a local cluster"
 WORKERS_HELP = "local worker processes; 0 runs every stage in this process (small inputs do so anyway)"
 READ_ONLY_COMMANDS = {"status", "synth"}  # commands that never write into the workdir
+SELF_LOCKING_COMMANDS = {"demo"}  # they choose their workdir themselves and lock it
 OUTPUT_ONLY_IF_PRESENT = {"train", "evaluate"}  # lock only a workdir that exists (they may write elsewhere)
 _WORKDIR: dict[str, Path] = {}  # this invocation's --workdir, for environment error messages
 
@@ -131,7 +132,7 @@ def main_options(
 for module in (run, candidates, synth, faces, dedup, rank, train, demo):
     module.register(app)
 for info in app.registered_commands:
-    if info.name not in READ_ONLY_COMMANDS and info.callback is not None:
+    if info.name not in READ_ONLY_COMMANDS | SELF_LOCKING_COMMANDS and info.callback is not None:
         info.callback = _holds_workdir(info.name or "", info.callback)
 
 
