@@ -60,6 +60,18 @@ def specs(images: Path) -> list[StageSpec]:
     ]
 
 
+class _Switches(logging.Handler):
+    """Counts the executor's moves to the cluster (logged by curate.inprocess)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Count one move."""
+        self.count += record.getMessage().startswith("moving")
+
+
 def main() -> None:
     """Print the cluster start cost, then stage seconds for each way of running."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,15 +85,20 @@ def main() -> None:
     up, first = cluster_start_seconds()
     print(f"LocalCluster(2): start {up:.2f} s, first trivial task {first:.2f} s")
     print(f"\n{count} CFP photos, {args.shards} shards: seconds per stage")
-    print(f"{'mode':28s} {'collect':>8s} {'describe':>9s} {'dedup':>7s} {'total':>7s}")
+    print(f"{'mode':28s} {'collect':>8s} {'describe':>9s} {'dedup':>7s} {'total':>7s}  moves to a cluster")
+    switches = _Switches()
+    logging.getLogger("curate.inprocess").addHandler(switches)
+    logging.getLogger("curate.inprocess").setLevel(logging.INFO)
     try:
         for label, options in MODES.items():
             workdir = Path(tempfile.mkdtemp(prefix="curate-bench-inprocess-w-"))
+            switches.count = 0
             started = time.perf_counter()
             results = run_specs(specs(images), workdir, options, shards=args.shards)
             total = time.perf_counter() - started
             cells = " ".join(f"{r.seconds:8.1f}" for r in results)
-            print(f"{label:28s} {cells} {total:7.1f}", flush=True)
+            moved = "all (cluster from the start)" if options.inprocess is False else str(switches.count)
+            print(f"{label:28s} {cells} {total:7.1f}  {moved}", flush=True)
             shutil.rmtree(workdir)
     finally:
         shutil.rmtree(images.parent)
