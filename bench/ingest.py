@@ -37,7 +37,7 @@ def curate_collect(images: Path, names: Path, workers: int, shards: int) -> floa
     workdir = Path(tempfile.mkdtemp(prefix="curate-bench-ingest-"))
     try:
         start = time.perf_counter()
-        with Executor(ExecutorOptions(workers=workers)) as executor:
+        with Executor(ExecutorOptions(workers=workers, inprocess=False)) as executor:
             executor.run_stage(stage, workdir, shards, None)
         return time.perf_counter() - start
     finally:

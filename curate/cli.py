@@ -1,13 +1,19 @@
-"""The ``curate`` command line: global options, logging, and one-line errors.
+"""The ``curate`` command line: global options, logging, the workdir lock, signals, one-line errors.
 
 Commands live in ``curate.commands.*`` and stay thin: build a config, call the library. Any
-:class:`~curate.errors.CurateError` or usage mistake becomes one line on stderr and exit code 1.
+:class:`~curate.errors.CurateError`, usage mistake or environment error (disk full, permissions) becomes
+one line on stderr and exit code 1. Every command that writes into the workdir holds its lock
+(:mod:`curate.workdir_lock`) from the moment its options are parsed until it ends. SIGINT and SIGTERM stop
+the run with one line saying how to resume, exit 130 / 143 (:mod:`curate.interrupts`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +22,17 @@ from typer.core import TyperGroup
 
 from curate.commands import candidates, dedup, demo, faces, rank, review, run, synth, train
 from curate.commands.common import GlobalOptions
+from curate.envcheck import check_workdir, os_error_message
 from curate.errors import CurateError
+from curate.interrupts import RunInterrupted, exit_code_of, install_handlers
+from curate.workdir_lock import hold_workdir
 
 SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT); default $CURATE_SCHEDULER, else a local cluster"
+WORKERS_HELP = "local worker processes; 0 runs every stage in this process (small inputs do so anyway)"
+READ_ONLY_COMMANDS = {"status", "synth"}  # commands that never write into the workdir
+SELF_LOCKING_COMMANDS = {"demo"}  # they choose their workdir themselves and lock it
+OUTPUT_ONLY_IF_PRESENT = {"train", "evaluate"}  # lock only a workdir that exists (they may write elsewhere)
+_WORKDIR: dict[str, Path] = {}  # this invocation's --workdir, for environment error messages
 
 
 class _OneLineErrors(TyperGroup):
@@ -28,6 +42,9 @@ class _OneLineErrors(TyperGroup):
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except typer.Exit as done:
+            if isinstance(done.__cause__, KeyboardInterrupt):  # typer turns an interrupt into Exit(130)
+                typer.echo("interrupted; run the same command to resume", err=True)
+                sys.exit(exit_code_of(done.__cause__))
             if standalone_mode:
                 sys.exit(done.exit_code)
             return done.exit_code
@@ -46,6 +63,31 @@ class _OneLineErrors(TyperGroup):
         except CurateError as error:
             typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             sys.exit(1)
+        except RunInterrupted as stopped:
+            typer.echo(str(stopped), err=True)
+            sys.exit(stopped.exit_code)
+        except OSError as error:
+            message = os_error_message(error, _WORKDIR.get("workdir", Path(".")))
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            sys.exit(1)
+
+
+def _holds_workdir(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so that it runs holding its workdir's lock (after its options parsed)."""
+
+    @functools.wraps(command)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("ctx")
+        workdir = ctx.obj.workdir if ctx is not None and ctx.obj is not None else None
+        if workdir is None or (name in OUTPUT_ONLY_IF_PRESENT and not Path(workdir).is_dir()):
+            return command(*args, **kwargs)
+        access = check_workdir(workdir)  # before any work starts: a file, no permission, disk full
+        with hold_workdir(workdir) if access.writable else contextlib.nullcontext():
+            return command(*args, **kwargs)
+
+    return locked
 
 
 app = typer.Typer(
@@ -64,7 +106,7 @@ def main_options(
         "runs/default"
     ),
     scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
-    workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
+    workers: Annotated[int, typer.Option(help=WORKERS_HELP)] = 2,
     shards: Annotated[int | None, typer.Option(help="shards for a new workdir (default 8)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
 ) -> None:
@@ -74,18 +116,27 @@ def main_options(
         raise typer.BadParameter(
             f"'{log_level}': use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level"
         )
-    if workers < 1:
-        raise typer.BadParameter(f"'{workers}': give 1 or more worker processes", param_hint="--workers")
+    if workers < 0:
+        raise typer.BadParameter(
+            f"'{workers}': give 0 (in-process) or more worker processes", param_hint="--workers"
+        )
     if shards is not None and shards < 1:
         raise typer.BadParameter(f"'{shards}': give 1 or more shards", param_hint="--shards")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # shard logs raise curate's level, not the console's
+        handler.setLevel(level)
+    _WORKDIR["workdir"] = workdir
     ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
 
 
 for module in (run, candidates, synth, faces, dedup, rank, review, train, demo):
     module.register(app)
+for info in app.registered_commands:
+    if info.name not in READ_ONLY_COMMANDS | SELF_LOCKING_COMMANDS and info.callback is not None:
+        info.callback = _holds_workdir(info.name or "", info.callback)
 
 
 def main() -> None:
     """Console-script entry point."""
+    install_handlers()
     app(prog_name="curate")

@@ -1,9 +1,10 @@
-"""Runs stages on dask.distributed: one task per shard, atomic outputs, completion markers, resume.
+"""Runs stages in-process or on dask.distributed: one task per shard, atomic outputs, markers, resume.
 
 A shard is finished when its marker ``_done/<shard>`` is verified against its files (:mod:`curate.lineage`);
 the marker is written after the shard's Parquet file, vectors and stats, so a killed run leaves no marker for
 half-written work, and a re-run redoes exactly the unfinished, damaged or stale shards
-(:mod:`curate.stageplan`). The executor is the only module (with the CLI) that imports dask.
+(:mod:`curate.stageplan`). The executor is the only module (with the CLI) that imports dask,
+and only when a cluster is used.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from dask.distributed import Client, LocalCluster, as_completed
 
 from curate import lineage, manifest, stageplan
+from curate.envcheck import QuietFileHandler
 from curate.errors import CurateError
+from curate.inprocess import DeferredTask, as_completed, worth_a_cluster
+from curate.interrupts import quiet_dask_logs
 from curate.record import BASE_COLUMNS, empty_table
 from curate.stage import GlobalStage, ShardStage, Stage, StageContext
 
@@ -36,8 +39,9 @@ class ExecutorOptions:
     """Where tasks run: an existing scheduler, or a LocalCluster of ``workers`` processes."""
 
     scheduler: str | None = None  # tcp://host:port; falls back to $CURATE_SCHEDULER, then a LocalCluster
-    workers: int = 2
+    workers: int = 2  # 0: run every task in this process, never start a cluster
     processes: bool = True
+    inprocess: bool | None = None  # None: in-process until the work pays for a cluster; True/False: always
     retries: int = 2  # extra attempts for a shard task that raised
 
 
@@ -122,7 +126,7 @@ class _ShardLog:
     def __init__(self, workdir: Path, stage: str, name: str) -> None:
         path = manifest.stage_dir(workdir, stage) / "_logs" / f"{name}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(path, mode="a")
+        self.handler = QuietFileHandler(path, mode="a")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self.logger = logging.getLogger("curate")
 
@@ -133,8 +137,9 @@ class _ShardLog:
         return logging.getLogger(f"curate.shard.{self.handler.baseFilename}")
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:
-            logging.getLogger("curate.executor").error("task failed", exc_info=exc)  # type: ignore[arg-type]
+        if exc[0] is not None:  # the traceback goes to the shard's log; the error itself reaches the driver
+            record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "task failed", (), exc)  # type: ignore[arg-type]
+            self.handler.handle(record)
         self.logger.removeHandler(self.handler)
         self.handler.close()
 
@@ -171,50 +176,90 @@ def run_global_task(stage: GlobalStage, workdir: Path, sources: dict[int, Path],
 
 
 class Executor:
-    """A dask client plus the bookkeeping that makes stage runs resumable."""
+    """Runs stage tasks in this process or on dask, plus the bookkeeping that makes stage runs resumable.
+
+    No cluster starts up front: tasks run in-process until the work proves big enough to pay for one
+    (:mod:`curate.inprocess`). ``--scheduler`` always uses that scheduler; ``workers=0`` never starts one.
+    """
 
     def __init__(self, options: ExecutorOptions | None = None) -> None:
         self.options = options or ExecutorOptions()
-        self._client: Client | None = None
-        self._cluster: LocalCluster | None = None
+        self._client: Any = None  # dask.distributed.Client, imported only when a cluster is used
+        self._cluster: Any = None
+        self.address = self.options.scheduler or os.environ.get(SCHEDULER_ENV) or None
 
     def __enter__(self) -> Executor:
-        address = self.options.scheduler or os.environ.get(SCHEDULER_ENV) or None
-        if address:
-            logger.info("connecting to dask scheduler %s", address)
-            try:
-                self._client = Client(address, timeout="20s")
-            except OSError as error:
-                raise CurateError(
-                    f"cannot reach dask scheduler {address!r} ({error}); start it with 'dask scheduler' "
-                    f"or drop --scheduler/{SCHEDULER_ENV} to use a local cluster"
-                ) from None
-        else:
-            if self.options.workers < 1:
-                raise CurateError(f"--workers {self.options.workers}: give 1 or more worker processes")
-            self._cluster = LocalCluster(
-                n_workers=self.options.workers,
-                threads_per_worker=1,
-                processes=self.options.processes,
-                # the scheduler still serves health checks over HTTP: loopback only, any free port
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.WARNING,
-            )
-            self._client = Client(self._cluster)
+        if self.options.workers < 0:
+            raise CurateError(f"--workers {self.options.workers}: give 0 (in-process) or more workers")
+        if self.address:  # a remote scheduler is always used, and checked before any work starts
+            self._connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        interrupted = exc[0] is not None and issubclass(exc[0], KeyboardInterrupt)  # type: ignore[arg-type]
+        if interrupted:
+            quiet_dask_logs()  # workers killed mid-task say so at length; the CLI prints one line instead
         if self._client is not None:
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
 
+    def _connect(self) -> None:
+        from dask.distributed import Client
+
+        from curate.scheduler_check import check_scheduler
+
+        check_scheduler(self.address)
+        logger.info("connecting to dask scheduler %s", self.address)
+        try:
+            self._client = Client(self.address, timeout="20s")
+        except OSError as error:
+            raise CurateError(
+                f"cannot reach dask scheduler {self.address!r} ({error}); start it with 'dask scheduler' "
+                f"or drop --scheduler/{SCHEDULER_ENV} to use a local cluster"
+            ) from None
+
+    def _start_cluster(self) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        workers = max(self.options.workers, 1)
+        logger.info("starting a local dask cluster of %d worker processes", workers)
+        self._cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=self.options.processes,
+            # the scheduler still serves health checks over HTTP: loopback only, any free port
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,  # task errors reach the driver through their futures
+            preload=["curate.interrupts"],  # workers ignore Ctrl-C; the driver stops them
+        )
+        self._client = Client(self._cluster)
+
     @property
-    def client(self) -> Client:
-        """The connected dask client (inside ``with Executor(...)``)."""
+    def client(self) -> Any:
+        """The dask client (inside ``with Executor(...)``); starts the local cluster on first use."""
         if self._client is None:
-            raise RuntimeError("use the executor inside a 'with' block")
+            if self.options.workers == 0:
+                raise RuntimeError("--workers 0 runs in-process; there is no dask client")
+            self._start_cluster()
         return self._client
+
+    def submit(self, fn: Callable[..., Any], *args: Any, retries: int = 0, **kwargs: Any) -> Any:
+        """Submit one task: to the cluster when one is in use, else as an in-process deferred task."""
+        if self._client is not None or self.options.inprocess is False:
+            return self.client.submit(fn, *args, retries=retries, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("pure", "key")}
+        return DeferredTask(fn, args, kwargs, owner=self, retries=retries)
+
+    def should_switch(self, last_task_seconds: float, tasks_left: int) -> bool:
+        """Move the rest of a stage to the cluster? Never with --workers 0; else when it pays."""
+        if self.options.workers == 0 or self.options.inprocess:
+            return False
+        return worth_a_cluster(last_task_seconds, tasks_left, self.options.workers)
+
+    def cluster_submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Submit to the dask cluster, starting it if needed."""
+        return self.client.submit(fn, *args, **kwargs)
 
     def run_stage(
         self,
@@ -237,7 +282,7 @@ class Executor:
                 all_sources = self._prepare_inputs(
                     stage, workdir, n_shards, input_stage, list(range(n_shards))
                 )
-                future = self.client.submit(
+                future = self.submit(
                     run_global_task,
                     stage,
                     workdir,
@@ -252,7 +297,7 @@ class Executor:
             else:
                 sources = self._prepare_inputs(stage, workdir, n_shards, input_stage, pending)
                 futures = [
-                    self.client.submit(
+                    self.submit(
                         run_shard_task,
                         stage,
                         workdir,

@@ -26,8 +26,10 @@ from typing import Any
 
 from curate import stageplan
 from curate.config import build_config
+from curate.envcheck import check_workdir
 from curate.errors import ConfigError, CurateError
 from curate.executor import Executor, ExecutorOptions, StageResult
+from curate.run_guard import confirm_done, guard
 from curate.stage import Stage
 from curate.stages import STAGES, stage_class
 
@@ -169,12 +171,20 @@ def run_specs(
     overwrite: bool = False,
     progress_factory: Callable[[str], Callable[[int, int], None]] | None = None,
 ) -> list[StageResult]:
-    """Run stages in order on one executor; each resumes from its markers unless ``overwrite``."""
-    n_shards = resolve_shards(workdir, shards)
+    """Run stages in order on one executor; each resumes from its markers unless ``overwrite``.
+
+    The workdir is checked before anything starts and locked for the run (:mod:`curate.run_guard`).
+    """
     stages = [(spec, build_stage(spec)) for spec in specs]
+    access = check_workdir(workdir)
+    if not access.writable:  # a finished pipeline can still be confirmed from a read-only place
+        stored = resolve_shards(workdir, shards) if (Path(workdir) / WORKDIR_FILE).exists() else None
+        return confirm_done(access, Path(workdir), stored, overwrite, [stage for _, stage in stages])
     results = []
-    with Executor(options) as executor:
+    with guard(workdir) as state, Executor(options) as executor:
+        n_shards = state.n_shards = resolve_shards(workdir, shards)
         for spec, stage in stages:
+            state.stage = stage.name
             input_stage = spec.input_stage
             if input_stage is None:
                 input_stage = stageplan.default_input(Path(workdir), stage)

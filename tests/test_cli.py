@@ -17,7 +17,7 @@ def _invoke(*args: str):
 
 
 def test_bad_option_value_is_one_line_and_exit_1(tmp_path):
-    result = _invoke("-w", str(tmp_path), "--workers", "0", "status")
+    result = _invoke("-w", str(tmp_path), "--workers", "-1", "status")
     assert result.exit_code == 1
     message = result.output.strip()
     assert "\n" not in message and "--workers" in message and "0" in message

@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from curate.commands.common import console, global_options, run_with_progress
+from curate.envcheck import check_workdir
+from curate.workdir_lock import hold_workdir
 
 DEFAULT_WORKDIR = Path("runs/default")
 DEMO_WORKDIR = Path("runs/demo")
@@ -66,5 +68,7 @@ def register(app: typer.Typer) -> None:
         config = DemoConfig(
             identities=identities, images_per_identity=images_per_identity, seed=seed, epochs=epochs
         )
-        report = run_demo(options.workdir, lambda specs: run_with_progress(options, specs, False), config)
+        check_workdir(options.workdir)
+        with hold_workdir(options.workdir):  # the whole demo: stages, training, evaluation
+            report = run_demo(options.workdir, lambda specs: run_with_progress(options, specs, False), config)
         _print_report(report)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from curate.commands.common import INPUT_HELP, console, global_options, run_stage_command, run_with_progress
+from curate.envcheck import check_status_workdir
 from curate.pipeline import WORKDIR_FILE, load_pipeline, select_range
 from curate.status import workdir_status
 
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per stage: done / partial / stale / corrupt shards, why, and rows per status."""
         workdir = global_options(ctx).workdir
+        check_status_workdir(workdir)
         report = workdir_status(workdir, verify=verify)
         table = Table(title=f"status of {workdir}")
         for column in ("stage", "state", "done", "stale", "corrupt", "rows by status", "why"):

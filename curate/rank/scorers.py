@@ -24,14 +24,14 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from scipy.special import expit
-from sklearn.cluster import DBSCAN
-from sklearn.linear_model import LogisticRegression
 
 from curate.errors import ConfigError
+
+if TYPE_CHECKING:  # scipy and sklearn take seconds to import: loaded when a scorer first runs
+    from sklearn.linear_model import LogisticRegression
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ def platt(positive: np.ndarray, negative: np.ndarray) -> tuple[float, float]:
     """
     x = np.concatenate([positive, negative]).astype(np.float64)[:, None]
     y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=1e4, class_weight="balanced", max_iter=1000).fit(x, y)
     slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
     if slope <= 0:
@@ -115,6 +117,8 @@ class ClassifierScorer(Scorer):
     def _fit(positives: np.ndarray, negatives: np.ndarray) -> LogisticRegression:
         x = np.concatenate([positives, negatives])
         y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=CLASSIFIER_C, class_weight="balanced", max_iter=1000)
         return model.fit(x, y)
 
@@ -148,6 +152,8 @@ class CentreScorer(Scorer):
         centre = robust_centre(vectors[positives])
         similarity = vectors @ centre
         slope, intercept = platt(similarity[positives], negatives @ centre)
+        from scipy.special import expit
+
         return expit(slope * similarity + intercept).astype(np.float32)
 
 
@@ -171,6 +177,8 @@ class ClusterScorer(Scorer):
         link = float(np.quantile(vectors @ negatives.T, LINK_QUANTILE))
         distance = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
         min_samples = min(CLUSTER_MIN_SAMPLES, len(vectors))
+        from sklearn.cluster import DBSCAN
+
         labels = DBSCAN(eps=max(1.0 - link, 1e-6), min_samples=min_samples, metric="precomputed").fit_predict(
             distance
         )
@@ -193,6 +201,8 @@ class ClusterScorer(Scorer):
         raw = np.sort(similarity, axis=1)[:, -neighbours:].mean(axis=1)
         negative_raw = np.sort(negatives @ vectors[cluster].T, axis=1)[:, -neighbours:].mean(axis=1)
         slope, intercept = platt(raw[cluster], negative_raw)
+        from scipy.special import expit
+
         return expit(slope * raw + intercept).astype(np.float32)
 
 
