@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate import lineage
 from curate.config import config_to_dict
 from curate.envcheck import Access, os_error_message, remove_temp_files
 from curate.errors import CurateError
@@ -62,10 +63,11 @@ def confirm_done(
     if n_shards is None:
         raise access.refusal("no stage has run here yet")
     results = []
+    checks = lineage.Checks(workdir, n_shards)
     for stage in stages:
-        done = _shards_done(workdir, stage.name, n_shards)
-        if done < n_shards:
-            raise access.refusal(f"stage '{stage.name}' has {n_shards - done} of {n_shards} shards to run")
+        state = lineage.stage_state(checks, stage.name)
+        if state.label != "done":
+            raise access.refusal(f"stage '{stage.name}' is {state.label} ({state.why()})")
         if not _config_matches(workdir, stage):
             raise access.refusal(f"stage '{stage.name}' was run with another config")
         counts = stage_status_counts(workdir, stage.name, n_shards)
