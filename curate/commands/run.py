@@ -55,8 +55,12 @@ def register(app: typer.Typer) -> None:
         max_pixels: Annotated[int | None, typer.Option(help="refuse images with more pixels")] = None,
         concurrency: Annotated[int | None, typer.Option(help="downloads in flight per shard")] = None,
         allow_private_addresses: Annotated[
-            bool, typer.Option(help="allow URLs on private/loopback addresses (tests)")
+            bool, typer.Option(help="allow private ranges (10/8, 172.16/12, 192.168/16, fc00::/7)")
         ] = False,
+        allow_network: Annotated[
+            list[str] | None,
+            typer.Option(help="CIDR to allow although not public, e.g. 127.0.0.0/8 (repeatable)"),
+        ] = None,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Collect images: a folder tree of identities, or a URL list (CSV/JSONL) to download."""
@@ -69,5 +73,6 @@ def register(app: typer.Typer) -> None:
                 "max_pixels": max_pixels,
                 "concurrency": concurrency,
                 "allow_private_addresses": allow_private_addresses or None,
+                "allowed_networks": allow_network or None,
             }
             run_stage_command(ctx, "download", settings, overwrite)

@@ -71,8 +71,8 @@ class DownloadConfig:
     max_redirects: int = 5
     max_bytes: int = 20_000_000  # longer responses are cut off
     max_pixels: int = DEFAULT_MAX_PIXELS
-    allow_private_addresses: bool = False  # allow loopback/private/link-local hosts (tests, local mirrors)
-    allowed_networks: list[str] = field(default_factory=list)  # CIDRs allowed although not public
+    allow_private_addresses: bool = False  # open 10/8, 172.16/12, 192.168/16, fc00::/7 (not loopback)
+    allowed_networks: list[str] = field(default_factory=list)  # CIDRs opened although not public
     retry_failed_downloads: bool = False  # fetch again URLs the journal records as failed_download
     user_agent: str = "curate/0.1 (face data set research)"
 
