@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,8 +10,20 @@ import typer
 from rich.table import Table
 
 from curate.commands.common import console, global_options, run_stage_command, run_with_progress
+from curate.executor import StageResult, stats_path
+from curate.names import merge_summary
 from curate.pipeline import load_pipeline, select_range
 from curate.status import workdir_status
+
+
+def collected_merges(workdir: Path, result: StageResult) -> list[dict]:
+    """The ``name_merges`` recorded in the stats of every shard of a collect run."""
+    merges: list[dict] = []
+    for shard in range(result.shards_total):
+        path = stats_path(workdir, result.stage, shard)
+        if path.is_file():
+            merges.extend(json.loads(path.read_text()).get("name_merges", []))
+    return sorted(merges, key=lambda merge: merge["identity_id"])
 
 
 def register(app: typer.Typer) -> None:
@@ -61,18 +74,27 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="CIDR to allow although not public, e.g. 127.0.0.0/8 (repeatable)"),
         ] = None,
+        case_sensitive_names: Annotated[
+            bool, typer.Option(help="keep names differing only in case apart (default: they fold)")
+        ] = False,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Collect images: a folder tree of identities, or a URL list (CSV/JSONL) to download."""
+        common = {
+            "source": source,
+            "max_pixels": max_pixels,
+            "case_sensitive_names": case_sensitive_names or None,
+        }
         if source.is_dir():
-            settings = {"source": source, "names_file": names_file, "max_pixels": max_pixels}
-            run_stage_command(ctx, "collect", settings, overwrite)
+            result = run_stage_command(ctx, "collect", {**common, "names_file": names_file}, overwrite)
         else:
             settings = {
-                "source": source,
-                "max_pixels": max_pixels,
+                **common,
                 "concurrency": concurrency,
                 "allow_private_addresses": allow_private_addresses or None,
                 "allowed_networks": allow_network or None,
             }
-            run_stage_command(ctx, "download", settings, overwrite)
+            result = run_stage_command(ctx, "download", settings, overwrite)
+        summary = merge_summary(collected_merges(global_options(ctx).workdir, result), case_sensitive_names)
+        if summary:
+            console.print(summary, soft_wrap=True, markup=False, highlight=False)
