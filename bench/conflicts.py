@@ -41,6 +41,7 @@ from curate.stages.faces import FacesStage  # noqa: E402
 from curate.stages.ingest import IngestConfig, IngestStage  # noqa: E402
 
 PARTNER = re.compile(r"^same photo as ([0-9a-f]{64}) ")
+FACE = re.compile(r"face cosine (-?[0-9.]+), face NCC (-?[0-9.]+)")
 
 
 def prepare(root: Path, work: Path, crops: bool) -> pa.Table:
@@ -74,7 +75,17 @@ def score(table: pa.Table, truth: conflictset.ConflictSet) -> dict[str, float]:
     found_copies = sum(
         1 for original, copy in truth.conflicts if status[original] == status[copy] == "identity_conflict"
     )
+    same_photo, other = [], []
+    for row in rows:
+        for text in (row["reason"], row.get("review_reason")):
+            partner, face = PARTNER.match(text or ""), FACE.search(text or "")
+            if partner and face:
+                pair = (relative[row["image_id"]], relative[partner.group(1)])
+                twins = group.get(pair[0], -1) == group.get(pair[1], -2)
+                (same_photo if twins else other).append((float(face.group(1)), float(face.group(2))))
     return {
+        "face_same_photo": same_photo,
+        "face_other": other,
         "flagged_pairs": len(flagged),
         "precision": right / len(flagged) if flagged else 1.0,
         "lookalikes_flagged": len(flagged & lookalikes),
@@ -118,6 +129,7 @@ def main() -> None:
             seed=args.seed,
             same_photo=SAME_PHOTO,
         )
+        faces: list[dict] = []
         for crops in (True, False):
             work = Path(tmp) / ("crops" if crops else "whole")
             described = prepare(truth.root, work, crops)
@@ -133,6 +145,15 @@ def main() -> None:
                     f"{len(truth.lookalikes)} | {s['namesakes_flagged']} | {s['recall']:.3f} | "
                     f"{s['review_rows']} | {seconds:.1f} |",
                     flush=True,
+                )
+                faces.append(s)
+        for name, key, pick in (("one photo", "face_same_photo", min), ("two photos", "face_other", max)):
+            scores = [score for s in faces for score in s[key]]
+            if scores:
+                cosine, ncc = pick(c for c, _ in scores), pick(n for _, n in scores)
+                print(
+                    f"face check, pairs of {name}: {len(scores)} rows, {pick.__name__} face cosine "
+                    f"{cosine:.3f}, {pick.__name__} face NCC {ncc:.3f}"
                 )
 
 

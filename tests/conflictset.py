@@ -12,6 +12,9 @@ its own frontal photos (the originals). Two kinds of cross-identity pairs are ad
   two people in one layout (templates of one kind share it too): it must not be flagged.
 * **namesakes** (not conflicts): ANOTHER photo of identity A filed under identity B as
   ``other_<A>_<photo>.jpg``: one person under two names, but two photos, so not the same photo.
+
+Photos: originals ``01..originals``, composition faces the next four, namesakes the rest (so a namesake
+never shows the face a composition shows).
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def build(
     for k in range(templates):
         template, window = _template(TEMPLATES[k % len(TEMPLATES)], rng)
         for person in rng.choice(len(identities), people_per_template, replace=False):
-            face = _cfp(data_dir, identities[person], int(rng.integers(originals + 1, 11)))
+            face = _cfp(data_dir, identities[person], int(rng.integers(originals + 1, originals + 5)))
             name = f"{identities[person]}/tpl_{k:03d}.jpg"
             _compose(template, window, face).save(root / name, quality=90)
             compositions.append(name)
@@ -142,7 +145,7 @@ def build(
     ]
     while len(result.namesakes) < namesakes * originals:
         source, target = rng.choice(len(identities), 2, replace=False)
-        photo = int(rng.integers(originals + 1, 11))
+        photo = int(rng.integers(originals + 5, 11))  # never a photo a composition may use
         mine = [f"{identities[source]}/frontal/{k:02d}" for k in (photo, *range(1, originals + 1))]
         if any(frozenset((mine[0], other)) in twins for other in mine[1:]):
             continue

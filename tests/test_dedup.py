@@ -83,6 +83,8 @@ OTHER = 0x3333_3333_3333_3333  # 32 bits away from FAR and from 0
         ({"index": "hnsw"}, "index"),
         ({"nprobe": 0}, "nprobe"),
         ({"min_aligned_ncc": 0.9, "review_min_aligned_ncc": 0.95}, "review_min_aligned_ncc"),
+        ({"confirm_conflicts_with": "facenet"}, "confirm_conflicts_with"),
+        ({"conflict_min_face_ncc": 1.2}, "conflict_min_face_ncc"),
     ],
 )
 def test_bad_thresholds_are_config_errors(settings: dict, key: str) -> None:

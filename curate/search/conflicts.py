@@ -5,7 +5,8 @@ whole-image descriptors cannot tell it from two different people photographed in
 cards of one design, two ID photos on one backdrop, two speakers at one lectern share the pHash and the
 handcrafted descriptor of everything but the face. So a cross-identity candidate that the descriptors
 call a duplicate is confirmed on the faces alone: both aligned face crops (the faces stage's
-``crop_path`` where it detected a face, else a face detected here with the faces stage's defaults) are
+``crop_path`` where it detected a face, else a face detected here: the faces stage's defaults plus a CNN
+retry) are
 
 * embedded with a face model (``dlib`` by default): a copy of one photo gives nearly the same vector,
   two people do not (``min_face_cosine``), and
@@ -38,8 +39,8 @@ class FaceCheck:
     """How a cross-identity candidate is confirmed; ``embedder`` "" turns the check off."""
 
     embedder: str = "dlib"
-    min_face_cosine: float = 0.92
-    min_face_ncc: float = 0.90
+    min_face_cosine: float = 0.95
+    min_face_ncc: float = 0.92
 
 
 @dataclass
@@ -71,6 +72,14 @@ def _detect_crop(path: str | None, aligner: Any) -> np.ndarray | None:
     return crop
 
 
+def _aligner() -> Any:
+    """The faces stage's default aligner with a CNN retry on a HOG miss: few images, so the slow pass pays."""
+    from curate.faces import DetectorKind
+    from curate.stages.faces import FacesConfig, make_aligner
+
+    return make_aligner(FacesConfig(retry_detector=DetectorKind.CNN))
+
+
 def face_crops(table_rows: list[dict[str, Any]], ctx: Any) -> list[np.ndarray | None]:
     """Per row (dicts with ``path``, ``crop_path``, ``face_source``): its aligned face crop, or None."""
     crops: list[np.ndarray | None] = []
@@ -85,9 +94,7 @@ def face_crops(table_rows: list[dict[str, Any]], ctx: Any) -> list[np.ndarray | 
                 logger.warning("cannot read face crop %s (%s); detecting again", row["crop_path"], exc)
         if crop is None and row.get("face_source") != "detected":
             if aligner is None:
-                from curate.stages.faces import FacesConfig, make_aligner
-
-                aligner = make_aligner(FacesConfig())
+                aligner = _aligner()
             crop = _detect_crop(row.get("path"), aligner)
         crops.append(crop)
     return crops

@@ -33,12 +33,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from curate import manifest, record
+from curate.embedders import BUILTIN
 from curate.errors import ConfigError, CurateError
 from curate.hashing import HASH_BITS, check_hash_names, hamming_bits
 from curate.record import Status
@@ -78,8 +80,8 @@ class DedupConfig:
     confirm_conflicts_with: str = (
         "dlib"  # face embedder confirming a cross-identity pair; "" = descriptors only
     )
-    conflict_min_face_cosine: float = 0.92  # face-embedding cosine of the two aligned crops
-    conflict_min_face_ncc: float = 0.90  # aligned NCC of the two inner faces (32x32 grey)
+    conflict_min_face_cosine: float = 0.95  # face-embedding cosine of the two aligned crops
+    conflict_min_face_ncc: float = 0.92  # aligned NCC of the two inner faces (32x32 grey)
     index: str = "flat"  # "flat" (exact) or "ivf" (approximate, for very large sets)
     nprobe: int = 16  # IVF lists visited per query
     use_gpu: bool | None = None  # None: when faiss sees a GPU
@@ -94,6 +96,13 @@ class DedupConfig:
                 "review_max_hamming_bits",
                 (self.max_hamming_bits, self.review_max_hamming_bits),
                 f"need 0 <= max_hamming_bits <= review_max_hamming_bits <= {HASH_BITS // 2} bits",
+            )
+        spec = self.confirm_conflicts_with
+        if spec and spec not in BUILTIN and not (Path(spec) / "embedder.json").is_file():
+            raise ConfigError(
+                "confirm_conflicts_with",
+                spec,
+                f"choose one of {list(BUILTIN)}, an exported model folder, or ''",
             )
         for key in ("conflict_min_face_cosine", "conflict_min_face_ncc"):
             if not -1.0 <= getattr(self, key) <= 1.0:
