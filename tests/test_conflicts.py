@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from conflictset import ConflictSet, build
 
 from curate.config import build_config
+from curate.search.conflicts import add_face_pairs
+from curate.search.pairs import Candidates
 from curate.stage import local_context
 from curate.stages.dedup import DedupStage
 from curate.stages.describe import DescribeStage
@@ -32,12 +35,17 @@ def planted(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Conflic
 
 
 def _described(truth: ConflictSet, work: Path, crops: bool) -> pa.Table:
+    """collect (-> faces) -> describe; with crops describe writes dlib vectors too (as pipelines/cfp.toml)."""
     stage = IngestStage(IngestConfig(source=truth.root))
     table = stage.run_shard(stage.plan(work, 1)[0], local_context(work, "collect", 0, 1))
     if crops:
         faces = FacesStage(build_config(FacesStage.Config, {}))
         table = faces.run_shard(table, local_context(work, "faces", 0, 1))
-    describe = DescribeStage(build_config(DescribeStage.Config, {"hashes": ["phash", "dhash"]}))
+    settings = {
+        "hashes": ["phash", "dhash"],
+        "embedders": ["handcrafted", "dlib"] if crops else ["handcrafted"],
+    }
+    describe = DescribeStage(build_config(DescribeStage.Config, settings))
     return describe.run_shard(table, local_context(work, "describe", 0, 1))
 
 
@@ -82,3 +90,24 @@ def test_copies_are_conflicts_on_aligned_crops(planted: ConflictSet, tmp_path: P
         assert rows[original]["status"] == rows[copy]["status"] == "identity_conflict", (original, copy)
     copies = {name for pair in planted.conflicts for name in pair}
     assert after and all(pair <= copies for pair in after)
+
+
+def test_face_vectors_add_cross_identity_candidates_only() -> None:
+    found = Candidates(
+        np.array([0]),
+        np.array([1]),
+        np.array([0.95], np.float32),
+        np.array([3]),
+        np.full(1, np.nan, np.float32),
+    )
+    faces = np.array([[1, 0, 0], [0, 1, 0], [0.99, 0.1, 0], [0, 0.99, 0.1]], dtype=np.float32)
+    identities = np.array(["ann", "bob", "cid", "bob"], dtype=object)
+    codes = [np.array([0, 1, 0b111, 1], dtype=np.int64)]
+    vectors = np.eye(4, dtype=np.float32)
+    merged, added = add_face_pairs(found, faces, identities, 0.95, codes, vectors)
+    assert list(zip(merged.i.tolist(), merged.j.tolist(), strict=True)) == [
+        (0, 1),
+        (0, 2),
+    ]  # (1, 3): one identity
+    assert added.tolist() == [False, True]
+    assert merged.bits.tolist() == [3, 3] and merged.cosine[1] == 0.0 and np.isnan(merged.ncc[1])

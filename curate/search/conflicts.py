@@ -15,6 +15,10 @@ retry) are
 
 Both must pass. A pair without a face on either side, or failing either test, is not a conflict; dedup
 sends it to review with the face scores in its reason.
+
+When the descriptor stage also wrote that face model's vectors, cross-identity pairs whose face vectors
+are at least ``min_face_cosine`` apart are candidates too (:func:`add_face_pairs`): a resized, cropped
+copy can fall outside every whole-image descriptor's band while its face stays the same.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from curate.hashing import HASH_BITS, hamming_bits
+from curate.search.pairs import Candidates
+from curate.search.range_search import similar_pairs
 from curate.search.verify import SIDE, aligned_ncc
 
 logger = logging.getLogger(__name__)
@@ -181,3 +188,48 @@ def _scores(
             cosine[both] = np.einsum("kd,kd->k", vectors[a[both]], vectors[b[both]])
             ncc[both] = aligned_ncc(thumbs[a[both]], thumbs[b[both]])
     return cosine, ncc
+
+
+def add_face_pairs(
+    found: Candidates,
+    face_vectors: np.ndarray,
+    identities: np.ndarray,
+    min_face_cosine: float,
+    codes: list[np.ndarray],
+    vectors: np.ndarray | None,
+    **search: Any,
+) -> tuple[Candidates, np.ndarray]:
+    """``found`` plus cross-identity pairs whose face vectors reach ``min_face_cosine``; a mask of those.
+
+    The added pairs get every descriptor score computed exactly, like the others; pairs already in
+    ``found`` are not repeated.
+    """
+    unit = face_vectors / np.maximum(np.linalg.norm(face_vectors, axis=1, keepdims=True), 1e-12)
+    close = similar_pairs(unit, min_face_cosine, **search) if len(unit) >= 2 else None
+    if close is None or len(close.i) == 0:
+        return found, np.zeros(len(found), bool)
+    cross = identities[close.i] != identities[close.j]
+    known = set(zip(found.i.tolist(), found.j.tolist(), strict=True))
+    new = [
+        (a, b)
+        for a, b in zip(close.i[cross].tolist(), close.j[cross].tolist(), strict=True)
+        if (a, b) not in known
+    ]
+    if not new:
+        return found, np.zeros(len(found), bool)
+    i, j = (np.array(side, dtype=np.int64) for side in zip(*new, strict=True))
+    cosine = np.full(len(i), np.nan, dtype=np.float32)
+    if vectors is not None:
+        cosine = np.einsum("kd,kd->k", vectors[i], vectors[j]).astype(np.float32)
+    bits = np.full(len(i), HASH_BITS + 1, dtype=np.int64)
+    for c in codes:
+        bits = np.minimum(bits, hamming_bits(c[i], c[j]))
+    merged = Candidates(
+        np.concatenate([found.i, i]),
+        np.concatenate([found.j, j]),
+        np.concatenate([found.cosine, cosine]),
+        np.concatenate([found.bits, bits]),
+        np.concatenate([found.ncc, np.full(len(i), np.nan, dtype=np.float32)]),
+    )
+    logger.info("face vectors added %d cross-identity candidate pairs", len(i))
+    return merged, np.arange(len(merged)) >= len(found)

@@ -45,7 +45,7 @@ from curate.errors import ConfigError, CurateError
 from curate.hashing import HASH_BITS, check_hash_names, hamming_bits
 from curate.record import Status
 from curate.search import choose_keepers, cluster_labels
-from curate.search.conflicts import FaceCheck, FaceEvidence, confirm
+from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
 from curate.search.pairs import Candidates, Thresholds, classify, describe_scores, find_candidates, verify
 from curate.stage import GlobalStage, StageContext
 from curate.stages.describe import THUMBNAILS
@@ -243,6 +243,7 @@ class DedupStage(GlobalStage):
         started = time.perf_counter()
         options = {"index": config.index, "use_gpu": config.use_gpu, "nprobe": config.nprobe}
         found = find_candidates(p.codes, p.vectors, limits, **options)
+        found, by_face = self._face_candidates(found, tables, p, ctx)
         searched = time.perf_counter()
         verified = verify(found, p.thumbnails, limits) if p.thumbnails is not None else 0
         duplicate, review = classify(found, limits, verified=p.thumbnails is not None)
@@ -253,8 +254,8 @@ class DedupStage(GlobalStage):
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = self._clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
         across = ~same if config.across_identities else np.zeros(len(found), bool)
-        faces = self._face_check(found, across & (duplicate | review), p, tables, ctx)
-        cross, unconfirmed = _conflicts(found, duplicate, review, across, faces, p, status)
+        faces = self._face_check(found, across & (duplicate | review | by_face), p, tables, ctx)
+        cross, unconfirmed = _conflicts(found, duplicate, review | by_face, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
         self._reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
         _unconfirmed_reviews(found, unconfirmed, faces, p, values)
@@ -265,6 +266,7 @@ class DedupStage(GlobalStage):
                 "dedup_verified_pairs": verified,
                 "dedup_duplicate_pairs": int((duplicate & same).sum()),
                 "dedup_conflict_pairs": int(cross.sum()),
+                "dedup_face_candidate_pairs": int(by_face.sum()),
                 "dedup_unconfirmed_conflict_pairs": int(unconfirmed.sum()),
                 "dedup_review_rows": int(sum(values["needs_review"])),
                 "dedup_removed": sum(1 for s in status if s and s[0] is Status.DUPLICATE),
@@ -274,6 +276,27 @@ class DedupStage(GlobalStage):
             }
         )
         return _write_back(tables, p, values, status)
+
+    def _face_candidates(
+        self, found: Candidates, tables: dict, p: Participants, ctx: StageContext
+    ) -> tuple[Candidates, np.ndarray]:
+        """Add cross-identity pairs by the face model's vectors when the descriptor stage wrote them."""
+        config: DedupConfig = self.config
+        spec = config.confirm_conflicts_with
+        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
+        stored = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
+        if not spec or not config.across_identities or not stored or not all(x.exists() for x in stored):
+            return found, np.zeros(len(found), bool)
+        parts = [
+            _rows_of(ctx, config, name, shard, tables[shard].num_rows, p.row[p.shard == shard].tolist())
+            for shard in sorted(tables)
+        ]
+        options = {"index": config.index, "use_gpu": config.use_gpu, "nprobe": config.nprobe}
+        identities = np.array(p.identity_id, dtype=object)
+        vectors = np.concatenate(parts).astype(np.float32)
+        return add_face_pairs(
+            found, vectors, identities, config.conflict_min_face_cosine, p.codes, p.vectors, **options
+        )
 
     def _face_check(
         self, found: Candidates, cross: np.ndarray, p: Participants, tables: dict, ctx: StageContext
