@@ -17,8 +17,9 @@ Both must pass. A pair without a face on either side, or failing either test, is
 sends it to review with the face scores in its reason.
 
 When the descriptor stage also wrote that face model's vectors, cross-identity pairs whose face vectors
-are at least ``min_face_cosine`` apart are candidates too (:func:`add_face_pairs`): a resized, cropped
-copy can fall outside every whole-image descriptor's band while its face stays the same.
+reach ``min_face_cosine`` join the candidates (:func:`add_face_pairs`) and are verified like any
+borderline pair: a resized, cropped copy can fall outside the hash and cosine bands while its face and
+its aligned thumbnail stay the same.
 """
 
 from __future__ import annotations

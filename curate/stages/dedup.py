@@ -254,8 +254,8 @@ class DedupStage(GlobalStage):
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = self._clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
         across = ~same if config.across_identities else np.zeros(len(found), bool)
-        faces = self._face_check(found, across & (duplicate | review | by_face), p, tables, ctx)
-        cross, unconfirmed = _conflicts(found, duplicate, review | by_face, across, faces, p, status)
+        faces = self._face_check(found, across & (duplicate | review), p, tables, ctx)
+        cross, unconfirmed = _conflicts(found, duplicate, review, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
         self._reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
         _unconfirmed_reviews(found, unconfirmed, faces, p, values)
@@ -280,12 +280,17 @@ class DedupStage(GlobalStage):
     def _face_candidates(
         self, found: Candidates, tables: dict, p: Participants, ctx: StageContext
     ) -> tuple[Candidates, np.ndarray]:
-        """Add cross-identity pairs by the face model's vectors when the descriptor stage wrote them."""
+        """Add cross-identity pairs by the face model's vectors when the descriptor stage wrote them.
+
+        Only with verification on: these pairs then need the whole-image evidence of any borderline pair
+        (aligned thumbnail NCC in the review band or above) before the faces are compared.
+        """
         config: DedupConfig = self.config
         spec = config.confirm_conflicts_with
         name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
         stored = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
-        if not spec or not config.across_identities or not stored or not all(x.exists() for x in stored):
+        wanted = spec and config.across_identities and p.thumbnails is not None
+        if not wanted or not stored or not all(x.exists() for x in stored):
             return found, np.zeros(len(found), bool)
         parts = [
             _rows_of(ctx, config, name, shard, tables[shard].num_rows, p.row[p.shard == shard].tolist())
