@@ -67,7 +67,7 @@ class FaceEvidence:
 
 
 def _detect_crop(path: str | None, aligner: Any) -> np.ndarray | None:
-    """An aligned face crop detected here (faces stage defaults), or None."""
+    """An aligned face crop detected here with ``aligner``, or None."""
     from curate.decode import load_rgb
     from curate.faces import aligned_crop_or_whole
 
@@ -88,7 +88,7 @@ def _aligner() -> Any:
     return make_aligner(FacesConfig(retry_detector=DetectorKind.CNN))
 
 
-def face_crops(table_rows: list[dict[str, Any]], ctx: Any) -> list[np.ndarray | None]:
+def face_crops(table_rows: list[dict[str, Any]]) -> list[np.ndarray | None]:
     """Per row (dicts with ``path``, ``crop_path``, ``face_source``): its aligned face crop, or None."""
     crops: list[np.ndarray | None] = []
     aligner = None
@@ -100,7 +100,7 @@ def face_crops(table_rows: list[dict[str, Any]], ctx: Any) -> list[np.ndarray | 
                     crop = np.asarray(image.convert("RGB"))
             except OSError as exc:
                 logger.warning("cannot read face crop %s (%s); detecting again", row["crop_path"], exc)
-        if crop is None and row.get("face_source") != "detected":
+        if crop is None:
             if aligner is None:
                 aligner = _aligner()
             crop = _detect_crop(row.get("path"), aligner)
@@ -172,7 +172,7 @@ def _scores(
     cosine = np.full(n, np.nan, dtype=np.float32)
     ncc = np.full(n, np.nan, dtype=np.float32)
     involved = np.unique(np.concatenate([pairs_i, pairs_j]))
-    crops = face_crops(_rows(tables, positions[0][involved], positions[1][involved]), ctx)
+    crops = face_crops(_rows(tables, positions[0][involved], positions[1][involved]))
     where = {int(p): k for k, p in enumerate(involved.tolist())}
     have = [k for k, crop in enumerate(crops) if crop is not None]
     if have:
