@@ -143,12 +143,14 @@ def build(
     result.lookalikes = [
         (a, b) for i, a in enumerate(compositions) for b in compositions[i + 1 :] if a[:3] != b[:3]
     ]
+    used: set[str] = set()
     while len(result.namesakes) < namesakes * originals:
         source, target = rng.choice(len(identities), 2, replace=False)
         photo = int(rng.integers(originals + 5, 11))  # never a photo a composition may use
         mine = [f"{identities[source]}/frontal/{k:02d}" for k in (photo, *range(1, originals + 1))]
-        if any(frozenset((mine[0], other)) in twins for other in mine[1:]):
-            continue
+        if mine[0] in used or any(frozenset((mine[0], other)) in twins for other in mine[1:]):
+            continue  # one photo filed twice would be a real conflict, and a twin of an original too
+        used.add(mine[0])
         name = f"{identities[target]}/other_{identities[source]}_{photo:02d}.jpg"
         _cfp(data_dir, identities[source], photo).save(root / name, quality=90)
         result.namesakes += [(f"{identities[source]}/{k:02d}.jpg", name) for k in range(1, originals + 1)]
