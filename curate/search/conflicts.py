@@ -13,8 +13,10 @@ retry) are
 * compared pixel by pixel: the inner face of both crops (the padding around it left out), 32x32 grey,
   aligned under the crop model of :mod:`curate.search.verify` (``min_face_ncc``).
 
-Both must pass. A pair without a face on either side, or failing either test, is not a conflict; dedup
-sends it to review with the face scores in its reason.
+Both must pass. The NCC bar is lower (``min_face_ncc``) where the whole-image descriptors already call the
+pair a duplicate (a heavily recompressed copy blurs the face) than where they only put it in review
+(``borderline_min_face_ncc``). A pair without a face on either side, or failing either test, is not a
+conflict; dedup sends it to review with the face scores in its reason.
 
 When the descriptor stage also wrote that face model's vectors, cross-identity pairs whose face vectors
 reach ``min_face_cosine`` join the candidates (:func:`add_face_pairs`) and are verified like any
@@ -48,7 +50,8 @@ class FaceCheck:
 
     embedder: str = "dlib"
     min_face_cosine: float = 0.95
-    min_face_ncc: float = 0.92
+    min_face_ncc: float = 0.88  # for pairs the whole-image descriptors call duplicates
+    borderline_min_face_ncc: float = 0.92  # for pairs they only put in review: less outside evidence
 
 
 @dataclass
@@ -134,6 +137,7 @@ def _rows(tables: dict[int, pa.Table], shards: np.ndarray, rows: np.ndarray) -> 
 def confirm(
     pairs: tuple[np.ndarray, np.ndarray],
     mask: np.ndarray,
+    duplicate: np.ndarray,
     positions: tuple[np.ndarray, np.ndarray],
     tables: dict[int, pa.Table],
     check: FaceCheck,
@@ -141,6 +145,7 @@ def confirm(
 ) -> FaceEvidence:
     """Face evidence for the candidate pairs in ``mask`` (participant indices ``pairs``); NaN elsewhere.
 
+    ``duplicate`` marks the pairs the descriptors call duplicates (the others need the borderline NCC).
     ``positions`` holds each participant's (shard, row) in ``tables``. Only the participants of the masked
     pairs are read, embedded and compared.
     """
@@ -152,7 +157,8 @@ def confirm(
             pairs[0][chosen], pairs[1][chosen], positions, tables, check, ctx
         )
     with np.errstate(invalid="ignore"):
-        confirmed = mask & (cosine >= check.min_face_cosine) & (ncc >= check.min_face_ncc)
+        needed = np.where(duplicate, check.min_face_ncc, check.borderline_min_face_ncc)
+        confirmed = mask & (cosine >= check.min_face_cosine) & (ncc >= needed)
     logger.info("face check of %d cross-identity pairs: %d confirmed", len(chosen), int(confirmed.sum()))
     return FaceEvidence(cosine, ncc, confirmed)
 

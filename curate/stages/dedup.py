@@ -81,7 +81,10 @@ class DedupConfig:
         "dlib"  # face embedder confirming a cross-identity pair; "" = descriptors only
     )
     conflict_min_face_cosine: float = 0.95  # face-embedding cosine of the two aligned crops
-    conflict_min_face_ncc: float = 0.92  # aligned NCC of the two inner faces (32x32 grey)
+    conflict_min_face_ncc: float = (
+        0.88  # aligned NCC of the two inner faces (32x32 grey), descriptor duplicates
+    )
+    conflict_borderline_min_face_ncc: float = 0.92  # the same for pairs the descriptors only put in review
     index: str = "flat"  # "flat" (exact) or "ivf" (approximate, for very large sets)
     nprobe: int = 16  # IVF lists visited per query
     use_gpu: bool | None = None  # None: when faiss sees a GPU
@@ -104,7 +107,7 @@ class DedupConfig:
                 spec,
                 f"choose one of {list(BUILTIN)}, an exported model folder, or ''",
             )
-        for key in ("conflict_min_face_cosine", "conflict_min_face_ncc"):
+        for key in ("conflict_min_face_cosine", "conflict_min_face_ncc", "conflict_borderline_min_face_ncc"):
             if not -1.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(key, getattr(self, key), "give a value from -1 to 1")
         for low, high in (("review_min_cosine", "min_cosine"), ("review_min_aligned_ncc", "min_aligned_ncc")):
@@ -254,7 +257,7 @@ class DedupStage(GlobalStage):
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = self._clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
         across = ~same if config.across_identities else np.zeros(len(found), bool)
-        faces = self._face_check(found, across & (duplicate | review), p, tables, ctx)
+        faces = self._face_check(found, across & (duplicate | review), duplicate, p, tables, ctx)
         cross, unconfirmed = _conflicts(found, duplicate, review, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
         self._reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
@@ -304,16 +307,25 @@ class DedupStage(GlobalStage):
         )
 
     def _face_check(
-        self, found: Candidates, cross: np.ndarray, p: Participants, tables: dict, ctx: StageContext
+        self,
+        found: Candidates,
+        cross: np.ndarray,
+        duplicate: np.ndarray,
+        p: Participants,
+        tables: dict,
+        ctx: StageContext,
     ) -> FaceEvidence | None:
         """Face evidence for the cross-identity candidates in ``cross``; None when the check is off."""
         config: DedupConfig = self.config
         if not config.confirm_conflicts_with:
             return None
         check = FaceCheck(
-            config.confirm_conflicts_with, config.conflict_min_face_cosine, config.conflict_min_face_ncc
+            config.confirm_conflicts_with,
+            config.conflict_min_face_cosine,
+            config.conflict_min_face_ncc,
+            config.conflict_borderline_min_face_ncc,
         )
-        return confirm((found.i, found.j), cross, (p.shard, p.row), tables, check, ctx)
+        return confirm((found.i, found.j), cross, duplicate, (p.shard, p.row), tables, check, ctx)
 
     @staticmethod
     def _clusters(i: np.ndarray, j: np.ndarray, p: Participants, values: dict, status: list) -> np.ndarray:
