@@ -66,7 +66,7 @@ def run_once(source: Path, concurrency: int) -> tuple[float, dict[str, int], int
         "source": source,
         "concurrency": concurrency,
         "per_host_concurrency": concurrency,  # one host here, so the host limit must not be the bottleneck
-        "allow_private_addresses": True,
+        "allowed_networks": ["127.0.0.0/8"],  # the local test server
     }
     stage = DownloadStage(build_config(DownloadConfig, settings))
     with tempfile.TemporaryDirectory(prefix="curate-bench-") as workdir:

@@ -83,6 +83,8 @@ OTHER = 0x3333_3333_3333_3333  # 32 bits away from FAR and from 0
         ({"index": "hnsw"}, "index"),
         ({"nprobe": 0}, "nprobe"),
         ({"min_aligned_ncc": 0.9, "review_min_aligned_ncc": 0.95}, "review_min_aligned_ncc"),
+        ({"confirm_conflicts_with": "facenet"}, "confirm_conflicts_with"),
+        ({"conflict_min_face_ncc": 1.2}, "conflict_min_face_ncc"),
     ],
 )
 def test_bad_thresholds_are_config_errors(settings: dict, key: str) -> None:
@@ -161,15 +163,19 @@ def test_same_photo_under_two_identities_is_a_conflict(tmp_path: Path) -> None:
     ]
     vectors = np.stack([unit((0, 1)), unit((0, 1)), unit((3, 1))])
     codes = {"phash_code": pa.int64()}
-    out = by_id(
-        run_dedup(
-            tmp_path, {0: (table(rows[:1], codes), vectors[:1]), 1: (table(rows[1:], codes), vectors[1:])}
-        )
-    )
+    shards = {0: (table(rows[:1], codes), vectors[:1]), 1: (table(rows[1:], codes), vectors[1:])}
+    out = by_id(run_dedup(tmp_path, shards, confirm_conflicts_with=""))  # descriptors alone (no images here)
     assert out["a1"]["status"] == out["b1"]["status"] == "identity_conflict"
     assert "'BOB'" in out["a1"]["reason"] and "b1" in out["a1"]["reason"]
     assert "'ANN'" in out["b1"]["reason"]
     assert out["b2"]["status"] == "ok"
+    unconfirmed = by_id(run_dedup(tmp_path / "f", shards))  # the default face check finds no face to compare
+    assert unconfirmed["a1"]["status"] == unconfirmed["b1"]["status"] == "ok"
+    assert (
+        unconfirmed["a1"]["needs_review"]
+        and "not confirmed by the face" in unconfirmed["a1"]["review_reason"]
+    )
+    assert "no face to compare" in unconfirmed["b1"]["review_reason"]
     within_only = by_id(
         run_dedup(tmp_path / "w", {0: (table(rows, codes), vectors)}, across_identities=False)
     )

@@ -63,6 +63,9 @@ def register(app: typer.Typer) -> None:
                 help="also flag the same photo under two identities (identity_conflict)",
             ),
         ] = None,
+        confirm_conflicts_with: Annotated[
+            str | None, typer.Option(help="face embedder confirming identity_conflict pairs ('' = off)")
+        ] = None,
         index: Annotated[str | None, typer.Option(help="flat (exact), ivf (approximate) or auto")] = None,
         descriptor_stage: Annotated[
             str | None, typer.Option(help="stage that wrote the descriptors (default: describe)")
@@ -79,6 +82,7 @@ def register(app: typer.Typer) -> None:
             "min_cosine": min_cosine,
             "review_min_cosine": review_min_cosine,
             "across_identities": across_identities,
+            "confirm_conflicts_with": confirm_conflicts_with,
             "index": index,
             "descriptor_stage": descriptor_stage,
         }

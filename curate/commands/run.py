@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +11,20 @@ from rich.table import Table
 
 from curate.commands.common import INPUT_HELP, console, global_options, run_stage_command, run_with_progress
 from curate.envcheck import check_status_workdir
+from curate.executor import StageResult, stats_path
+from curate.names import merge_summary
 from curate.pipeline import WORKDIR_FILE, load_pipeline, select_range
 from curate.status import workdir_status
+
+
+def collected_merges(workdir: Path, result: StageResult) -> list[dict]:
+    """The ``name_merges`` recorded in the stats of every shard of a collect run."""
+    merges: list[dict] = []
+    for shard in range(result.shards_total):
+        path = stats_path(workdir, result.stage, shard)
+        if path.is_file():
+            merges.extend(json.loads(path.read_text()).get("name_merges", []))
+    return sorted(merges, key=lambda merge: merge["identity_id"])
 
 
 def register(app: typer.Typer) -> None:
@@ -80,22 +93,36 @@ def register(app: typer.Typer) -> None:
         max_pixels: Annotated[int | None, typer.Option(help="refuse images with more pixels")] = None,
         concurrency: Annotated[int | None, typer.Option(help="downloads in flight per shard")] = None,
         allow_private_addresses: Annotated[
-            bool, typer.Option(help="allow URLs on private/loopback addresses (tests)")
+            bool, typer.Option(help="allow private ranges (10/8, 172.16/12, 192.168/16, fc00::/7)")
+        ] = False,
+        allow_network: Annotated[
+            list[str] | None,
+            typer.Option(help="CIDR to allow although not public, e.g. 127.0.0.0/8 (repeatable)"),
+        ] = None,
+        case_sensitive_names: Annotated[
+            bool, typer.Option(help="keep names differing only in case apart (default: they fold)")
         ] = False,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Collect images: a folder tree of identities, or a URL list (CSV/JSONL) to download."""
+        common = {
+            "source": source,
+            "max_pixels": max_pixels,
+            "case_sensitive_names": case_sensitive_names or None,
+        }
         if source.is_dir():
-            settings = {"source": source, "names_file": names_file, "max_pixels": max_pixels}
-            run_stage_command(ctx, "collect", settings, overwrite)
+            result = run_stage_command(ctx, "collect", {**common, "names_file": names_file}, overwrite)
         else:
             settings = {
-                "source": source,
-                "max_pixels": max_pixels,
+                **common,
                 "concurrency": concurrency,
                 "allow_private_addresses": allow_private_addresses or None,
+                "allowed_networks": allow_network or None,
             }
-            run_stage_command(ctx, "download", settings, overwrite)
+            result = run_stage_command(ctx, "download", settings, overwrite)
+        summary = merge_summary(collected_merges(global_options(ctx).workdir, result), case_sensitive_names)
+        if summary:
+            console.print(summary, soft_wrap=True, markup=False, highlight=False)
 
     @app.command("exact")
     def exact(

@@ -50,6 +50,9 @@ def _print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"{report['protocol']}: {report['embedder']} ({len(report['folds'])} folds)")
     table.add_column("metric")
     table.add_column("value")
+    missing = report.get("missing", {})
+    if missing.get("pairs"):
+        table.add_row("pairs with missing images", f"{missing['pairs']} (scored as failures)")
     table.add_row("accuracy", f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}")
     table.add_row("ROC AUC", f"{report['roc_auc']:.4f}")
     for far, tar in report["tar_at_far"].items():
@@ -166,6 +169,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="manifest column to break accuracy down by")
         ] = None,
         manifest_stage: Annotated[str, typer.Option(help="manifest stage holding --group-by")] = "rank",
+        allow_missing: Annotated[
+            bool, typer.Option(help="score pairs whose images are missing or unreadable as failures")
+        ] = False,
     ) -> None:
         """Pair verification (k-fold accuracy, ROC AUC, TAR@FAR, ROC plot) and rank-1/5 identification."""
         from curate.evaluate import PROTOCOLS, evaluate
@@ -202,8 +208,17 @@ def register(app: typer.Typer) -> None:
                 group_by=group_by,
                 manifest_stage=manifest_stage,
                 progress=update,
+                allow_missing=allow_missing,
+            )
+        missing = report["missing"]
+        if missing["pairs"]:
+            console.print(
+                f"{missing['pairs']} pairs ({missing['genuine_pairs']} genuine) name {missing['images']} "
+                "missing or unreadable images, scored as failures (--allow-missing)",
+                soft_wrap=True,
             )
         if as_json:
             typer.echo(json.dumps(report))
         else:
             _print_report(report)
+        console.print(f"report files: {', '.join(report['files'])}", soft_wrap=True)

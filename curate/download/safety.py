@@ -40,24 +40,64 @@ class ResolveError(Exception):
         self.temporary = temporary
 
 
+NEVER_ALLOWED: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(text)
+    for text in (
+        "169.254.0.0/16",  # IPv4 link-local, where cloud metadata services answer (169.254.169.254)
+        "fe80::/10",  # IPv6 link-local
+        "fd00:ec2::254/128",  # the AWS metadata service over IPv6
+        "100.100.100.200/32",  # the Alibaba Cloud metadata service
+    )
+)
+PRIVATE_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(text) for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (IPv4-mapped, 6to4, NAT64 ``64:ff9b::/96``), else None.
+
+    Such an address reaches the IPv4 host inside it, so it is judged by that host.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def never_allowed(address: IPAddress) -> bool:
+    """True for link-local and cloud-metadata addresses, which no option opens."""
+    inner = embedded_ipv4(address)
+    return any(
+        candidate in network for network in NEVER_ALLOWED for candidate in (address, inner) if candidate
+    )
+
+
 def address_kind(address: IPAddress) -> str | None:
     """Why an address is not public (``"loopback"``, ``"private"``...), or None for a public address.
 
-    IPv4 addresses wrapped in IPv6 (``::ffff:127.0.0.1``) are judged by the IPv4 address inside.
+    IPv6 addresses that carry an IPv4 address (``::ffff:127.0.0.1``) are judged by the address inside.
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = embedded_ipv4(address) or address
     if address.is_loopback:
         return "loopback"
     if address.is_link_local:
         return "link-local"
+    if never_allowed(address):
+        return "cloud-metadata"
     if address.is_unspecified:
         return "unspecified"
     if address.is_multicast:
         return "multicast"
-    if address.is_private:
+    if any(address in network for network in PRIVATE_NETWORKS):
         return "private"
-    if not address.is_global:
+    if address.is_private or not address.is_global:
         return "non-public"
     return None
 
@@ -66,9 +106,11 @@ def address_kind(address: IPAddress) -> str | None:
 class AddressPolicy:
     """Which addresses may be contacted.
 
-    By default only public addresses. ``allow_private`` lifts the rule entirely (tests, a local mirror);
-    ``allowed_networks`` lifts it for listed networks only (e.g. ``127.0.0.1/32`` or an internal
-    ``10.1.2.0/24`` mirror) while every other non-public address stays blocked.
+    By default only public addresses. Link-local and cloud-metadata addresses (:data:`NEVER_ALLOWED`)
+    stay refused whatever the settings. ``allow_private`` opens the private ranges only (10/8,
+    172.16/12, 192.168/16, fc00::/7), not loopback; ``allowed_networks`` opens listed networks (e.g.
+    ``127.0.0.0/8`` for a local mirror, or an internal ``10.1.2.0/24``) while every other non-public
+    address stays refused.
     """
 
     allow_private: bool = False
@@ -76,21 +118,32 @@ class AddressPolicy:
 
     @classmethod
     def from_strings(cls, allow_private: bool, networks: Sequence[str]) -> AddressPolicy:
-        """Build a policy from CIDR strings; raises ``ValueError`` on a malformed network."""
-        return cls(allow_private, tuple(ipaddress.ip_network(text, strict=False) for text in networks))
+        """Build a policy from CIDR strings.
+
+        Raises ``ValueError`` on a malformed network or one that lies wholly inside the never-allowed
+        ranges (a wider one, such as ``0.0.0.0/0``, is accepted but still leaves them closed).
+        """
+        parsed = tuple(ipaddress.ip_network(text.strip(), strict=False) for text in networks)
+        for network in parsed:
+            for forbidden in NEVER_ALLOWED:
+                if network.version == forbidden.version and network.subnet_of(forbidden):  # type: ignore[arg-type]
+                    raise ValueError(
+                        f"{network} is link-local/cloud-metadata space ({forbidden}), which is never allowed"
+                    )
+        return cls(allow_private, parsed)
 
     def problem(self, address: IPAddress) -> str | None:
         """The refusal reason for ``address`` (``"blocked private address 10.0.0.1"``), or None if allowed."""
-        if self.allow_private:
-            return None
-        inner = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        inner = embedded_ipv4(address)
+        shown = f"{inner} (as {address})" if inner is not None else str(address)
+        kind = address_kind(address)
+        if never_allowed(address):
+            return f"blocked {kind} address {shown} (never allowed)"
         candidates = [address] if inner is None else [address, inner]
         if any(candidate in network for network in self.allowed_networks for candidate in candidates):
             return None
-        kind = address_kind(address)
-        if kind is None:
+        if kind is None or (kind == "private" and self.allow_private):
             return None
-        shown = f"{inner} (as {address})" if inner is not None else str(address)
         return f"blocked {kind} address {shown}"
 
 

@@ -45,8 +45,11 @@ class UrlRow:
     problem: tuple[Status, str] | None = None
 
 
-def read_url_list(path: Path) -> list[UrlRow]:
-    """Read a ``.csv`` or ``.jsonl`` URL list; a missing file, header or bad JSON line is a ConfigError."""
+def read_url_list(path: Path, case_sensitive_names: bool = False) -> list[UrlRow]:
+    """Read a ``.csv`` or ``.jsonl`` URL list; a missing file, header or bad JSON line is a ConfigError.
+
+    Rows without a rank are numbered per identity (names folded as :func:`~curate.names.identity_id` does).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError("source", str(path), "no such file; give a .csv or .jsonl URL list")
@@ -62,7 +65,7 @@ def read_url_list(path: Path) -> list[UrlRow]:
         seen: Counter[str] = Counter()
         ranked = []
         for row in rows:
-            key = identity_id(row.name)
+            key = identity_id(row.name, case_sensitive_names)
             seen[key] += 1
             ranked.append(UrlRow(row.line, row.name, row.url, seen[key], row.query, row.problem))
         rows = ranked

@@ -81,18 +81,27 @@ def evaluate(
     group_by: str | None = None,
     manifest_stage: str = "rank",
     progress: ProgressFn | None = None,
+    allow_missing: bool = False,
 ) -> dict[str, Any]:
     """Run verification and identification for ``model`` and return the report (also written to ``out_dir``).
 
     ``workdir`` supplies the faces stage's alignment settings and, with ``group_by``, the manifest whose
-    attribute splits the pairs. ``folds`` restricts the protocol to some folds (1-based).
+    attribute splits the pairs. ``folds`` restricts the protocol to some folds (1-based). Pairs that name a
+    missing or unreadable image raise :class:`CurateError` unless ``allow_missing``; then such a pair is
+    scored as "not same" (a failure of a genuine pair) and ``report["missing"]`` counts them.
     """
     start = time.perf_counter()
     pair_set = read_pairs(protocol, pairs, images)
     if folds:
         pair_set = pair_set.subset(folds)
     used = np.unique(np.concatenate([pair_set.left, pair_set.right]))
+    absent = [int(i) for i in used if not pair_set.images[i].is_file()]
+    if absent and not allow_missing:
+        raise CurateError(_missing_message(pair_set, absent, "missing"))
     embedded = embed_images([pair_set.images[i] for i in used], model, cache_dir, align, workdir, progress)
+    failed = [int(i) for i, status in zip(used, embedded.status, strict=True) if status != "ok"]
+    if failed and not allow_missing:
+        raise CurateError(_missing_message(pair_set, failed, "unreadable"))
     vectors = np.full((len(pair_set.images), embedded.vectors.shape[1]), np.nan, dtype=np.float32)
     vectors[used] = embedded.vectors
     scores = pair_scores(vectors, pair_set.left, pair_set.right)
@@ -105,6 +114,7 @@ def evaluate(
         **result.to_dict(),
         "identification": _identification(pair_set, used, vectors),
         "images": {"total": len(used), "from_cache": embedded.from_cache, **embedded.counts()},
+        "missing": _missing_counts(pair_set, failed),
     }
     if group_by:
         if workdir is None:
@@ -117,8 +127,35 @@ def evaluate(
         report["groups"] = {"by": group_by, **by_group(result, pair_set.same, scores, pair_groups)}
     report["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not None:
-        _write(report, result, Path(out_dir), embedded)
+        report["files"] = _write(report, result, Path(out_dir), embedded)
     return report
+
+
+def _pairs_using(pair_set: PairSet, images: list[int]) -> np.ndarray:
+    """Mask of the pairs that use any of ``images``."""
+    return np.isin(pair_set.left, images) | np.isin(pair_set.right, images)
+
+
+def _missing_message(pair_set: PairSet, images: list[int], kind: str) -> str:
+    """One line: how many pairs name missing/unreadable images, the first few, and the fix."""
+    first = ", ".join(str(pair_set.images[i]) for i in images[:3])
+    pairs = int(_pairs_using(pair_set, images).sum())
+    return (
+        f"{pairs} of {len(pair_set.same)} pairs name {kind} images ({len(images)} images, first: {first}); "
+        "check --images (the image root the pairs refer to), or pass --allow-missing to score those "
+        "pairs as failures"
+    )
+
+
+def _missing_counts(pair_set: PairSet, images: list[int]) -> dict[str, Any]:
+    """How many images could not be read and how many pairs (genuine among them) they touch."""
+    touched = _pairs_using(pair_set, images)
+    return {
+        "images": len(images),
+        "pairs": int(touched.sum()),
+        "genuine_pairs": int((touched & pair_set.same).sum()),
+        "first": [str(pair_set.images[i]) for i in images[:5]],
+    }
 
 
 def _identification(pair_set: PairSet, used: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
@@ -131,9 +168,11 @@ def _identification(pair_set: PairSet, used: np.ndarray, vectors: np.ndarray) ->
     return identify(vectors[order], identities, gallery, probes).to_dict()
 
 
-def _write(report: dict[str, Any], result: Any, out_dir: Path, embedded: EmbeddedImages) -> None:
+def _write(report: dict[str, Any], result: Any, out_dir: Path, embedded: EmbeddedImages) -> list[str]:
+    """Write ``report.json`` and ``roc.png`` into ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{report['protocol']} ({len(report['folds'])} folds): {embedded.model_name}"
     plot_roc({embedded.model_name: (result.fpr, result.tpr)}, out_dir / "roc.png", title)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     logger.info("wrote %s and roc.png", out_dir / "report.json")
+    return [str(out_dir / "report.json"), str(out_dir / "roc.png")]

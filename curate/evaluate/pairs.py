@@ -77,16 +77,34 @@ class _Builder:
         return self.pairs
 
 
+def _numbered_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank lines of ``path`` split on whitespace, each with its 1-based line number."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CurateError(f"{path}: cannot read the pair list ({exc})") from None
+    return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _whole_number(path: Path, line: int, text: str, what: str) -> int:
+    """``text`` as a non-negative integer, or a one-line error naming the file and line."""
+    if not (text.isascii() and text.isdigit()):
+        raise CurateError(f"{path}: line {line}: {what} {text!r} is not a whole number")
+    return int(text)
+
+
 def read_lfw_pairs(pairs_file: Path, images_root: Path, extension: str = "jpg") -> PairSet:
     """LFW ``pairs.txt`` (header ``folds<TAB>n``) or a View-1 file (header ``n``, one fold).
 
     Each fold holds ``n`` genuine lines ``Name i j`` then ``n`` impostor lines ``Name1 i Name2 j``; the image
-    of ``(Name, i)`` is ``<images_root>/<Name>/<Name>_<i:04d>.<extension>``.
+    of ``(Name, i)`` is ``<images_root>/<Name>/<Name>_<i:04d>.<extension>``. A malformed line is a one-line
+    :class:`CurateError` naming the file and line.
     """
-    lines = [line.split() for line in Path(pairs_file).read_text().splitlines() if line.strip()]
-    if not lines or not all(token.isdigit() for token in lines[0]) or len(lines[0]) > 2:
+    lines = _numbered_lines(pairs_file)
+    if not lines or not all(token.isdigit() for token in lines[0][1]) or len(lines[0][1]) > 2:
         raise CurateError(f"{pairs_file}: first line must be '<folds> <pairs per half-fold>' or '<pairs>'")
-    folds, per_half = (int(lines[0][0]), int(lines[0][1])) if len(lines[0]) == 2 else (1, int(lines[0][0]))
+    header = lines[0][1]
+    folds, per_half = (int(header[0]), int(header[1])) if len(header) == 2 else (1, int(header[0]))
     body = lines[1:]
     if len(body) != folds * 2 * per_half:
         raise CurateError(
@@ -94,31 +112,50 @@ def read_lfw_pairs(pairs_file: Path, images_root: Path, extension: str = "jpg") 
         )
     builder = _Builder()
 
-    def image(name: str, number: str) -> int:
-        return builder.image(Path(images_root) / name / f"{name}_{int(number):04d}.{extension}", name)
+    def image(line: int, name: str, number: str) -> int:
+        index = _whole_number(pairs_file, line, number, "image number")
+        return builder.image(Path(images_root) / name / f"{name}_{index:04d}.{extension}", name)
 
-    for row, tokens in enumerate(body):
+    for row, (line, tokens) in enumerate(body):
         fold = row // (2 * per_half) + 1
         genuine = row % (2 * per_half) < per_half
         if genuine and len(tokens) == 3:
-            builder.add(image(tokens[0], tokens[1]), image(tokens[0], tokens[2]), True, fold)
+            builder.add(image(line, tokens[0], tokens[1]), image(line, tokens[0], tokens[2]), True, fold)
         elif not genuine and len(tokens) == 4:
-            builder.add(image(tokens[0], tokens[1]), image(tokens[2], tokens[3]), False, fold)
+            builder.add(image(line, tokens[0], tokens[1]), image(line, tokens[2], tokens[3]), False, fold)
         else:
             kind = "genuine 'Name i j'" if genuine else "impostor 'Name1 i Name2 j'"
-            raise CurateError(
-                f"{pairs_file}: line {row + 2} should be a {kind} line, got {' '.join(tokens)!r}"
-            )
+            raise CurateError(f"{pairs_file}: line {line} should be a {kind} line, got {' '.join(tokens)!r}")
     return builder.build()
 
 
 def _read_pair_list(path: Path) -> dict[int, str]:
+    """``index relative/path`` lines of a CFP pair list."""
     entries: dict[int, str] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            index, relative = line.split(maxsplit=1)
-            entries[int(index)] = relative.strip()
+    for line, tokens in _numbered_lines(path):
+        if len(tokens) < 2:
+            raise CurateError(f"{path}: line {line} should be 'index path', got {' '.join(tokens)!r}")
+        entries[_whole_number(path, line, tokens[0], "index")] = " ".join(tokens[1:])
     return entries
+
+
+def _read_split_file(
+    path: Path, lists: list[dict[int, str]], names: tuple[str, str]
+) -> list[tuple[int, int]]:
+    """The ``i,j`` lines of a CFP ``same.txt``/``diff.txt``; each index must be in its pair list."""
+    if not path.is_file():
+        raise CurateError(f"{path} not found; --pairs must be the CFP 'Protocol' folder")
+    pairs: list[tuple[int, int]] = []
+    for line, tokens in _numbered_lines(path):
+        parts = "".join(tokens).split(",")
+        if len(parts) != 2:
+            raise CurateError(f"{path}: line {line} should be 'i,j', got {' '.join(tokens)!r}")
+        i, j = (_whole_number(path, line, part, "index") for part in parts)
+        for which, number in enumerate((i, j)):
+            if number not in lists[which]:
+                raise CurateError(f"{path}: line {line}: index {number} is not in {names[which]}")
+        pairs.append((i, j))
+    return pairs
 
 
 def read_cfp_split(protocol_dir: Path, protocol: str, images_root: Path | None = None) -> PairSet:
@@ -126,7 +163,8 @@ def read_cfp_split(protocol_dir: Path, protocol: str, images_root: Path | None =
 
     Pair-list paths are relative to ``protocol_dir`` (``../Data/Images/...``); with ``images_root`` they are
     taken relative to it instead (the CFP root, or a derived copy with the same ``Data/Images`` layout).
-    Identity = the ``<id>`` folder of ``Data/Images/<id>/{frontal,profile}/NN.jpg``.
+    Identity = the ``<id>`` folder of ``Data/Images/<id>/{frontal,profile}/NN.jpg``. A malformed line is a
+    one-line :class:`CurateError` naming the file and line.
     """
     if protocol not in CFP_PROTOCOLS:
         raise CurateError(f"unknown CFP protocol {protocol!r}; use one of {sorted(CFP_PROTOCOLS)}")
@@ -142,12 +180,12 @@ def read_cfp_split(protocol_dir: Path, protocol: str, images_root: Path | None =
         relative = lists[which][number]
         parts = Path(relative).parts
         path = Path(images_root, *[p for p in parts if p != ".."]) if images_root else protocol_dir / relative
-        return builder.image(path, parts[-3])
+        return builder.image(path, parts[-3] if len(parts) >= 3 else parts[0])
 
     for fold_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        if not fold_dir.name.isdigit():
+            raise CurateError(f"{fold_dir}: fold folders of {split_dir} must be numbered (01..10)")
         for name, same in (("same.txt", True), ("diff.txt", False)):
-            for line in (fold_dir / name).read_text().splitlines():
-                if line.strip():
-                    i, j = (int(v) for v in line.split(","))
-                    builder.add(image(0, i), image(1, j), same, int(fold_dir.name))
+            for i, j in _read_split_file(fold_dir / name, lists, (first_list, second_list)):
+                builder.add(image(0, i), image(1, j), same, int(fold_dir.name))
     return builder.build()

@@ -12,6 +12,9 @@
    on row order. The others become ``duplicate``, the reason naming the kept image and its source.
 3. **Across identities** the same photo under two names is label noise: both rows become
    ``identity_conflict`` (this wins over ``duplicate``), the reason naming the other image and identity.
+   Such a pair needs stronger evidence: every cross-identity duplicate or review pair is checked on the two
+   faces (:mod:`curate.search.conflicts`, ``confirm_conflicts_with``). Confirmed: a conflict (a review pair
+   too: resized copies of one face often stay in the review band); an unconfirmed duplicate goes to review.
 4. Review pairs that no cluster settles set ``needs_review`` on both rows, ``review_reason`` naming the
    other image and the scores.
 
@@ -28,18 +31,21 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from curate import manifest, record
+from curate.embedders import BUILTIN
 from curate.errors import ConfigError, CurateError
 from curate.hashing import HASH_BITS, check_hash_names, hamming_bits
 from curate.record import Status
 from curate.search import choose_keepers, cluster_labels
+from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
 from curate.search.pairs import Candidates, Thresholds, classify, describe_scores, find_candidates, verify
 from curate.stage import GlobalStage, StageContext
 from curate.stages.describe import THUMBNAILS
@@ -71,6 +77,14 @@ class DedupConfig:
     min_aligned_ncc: float = 0.97
     review_min_aligned_ncc: float = 0.90
     across_identities: bool = True  # also look for the same photo under two identities
+    confirm_conflicts_with: str = (
+        "dlib"  # face embedder confirming a cross-identity pair; "" = descriptors only
+    )
+    conflict_min_face_cosine: float = 0.95  # face-embedding cosine of the two aligned crops
+    conflict_min_face_ncc: float = (
+        0.88  # aligned NCC of the two inner faces (32x32 grey), descriptor duplicates
+    )
+    conflict_borderline_min_face_ncc: float = 0.92  # the same for pairs the descriptors only put in review
     index: str = "flat"  # "flat" (exact) or "ivf" (approximate, for very large sets)
     nprobe: int = 16  # IVF lists visited per query
     use_gpu: bool | None = None  # None: when faiss sees a GPU
@@ -86,6 +100,16 @@ class DedupConfig:
                 (self.max_hamming_bits, self.review_max_hamming_bits),
                 f"need 0 <= max_hamming_bits <= review_max_hamming_bits <= {HASH_BITS // 2} bits",
             )
+        spec = self.confirm_conflicts_with
+        if spec and spec not in BUILTIN and not (Path(spec) / "embedder.json").is_file():
+            raise ConfigError(
+                "confirm_conflicts_with",
+                spec,
+                f"choose one of {list(BUILTIN)}, an exported model folder, or ''",
+            )
+        for key in ("conflict_min_face_cosine", "conflict_min_face_ncc", "conflict_borderline_min_face_ncc"):
+            if not -1.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(key, getattr(self, key), "give a value from -1 to 1")
         for low, high in (("review_min_cosine", "min_cosine"), ("review_min_aligned_ncc", "min_aligned_ncc")):
             if not -1.0 <= getattr(self, low) <= getattr(self, high) <= 1.0:
                 raise ConfigError(
@@ -226,6 +250,7 @@ class DedupStage(GlobalStage):
         started = time.perf_counter()
         options = {"index": config.index, "use_gpu": config.use_gpu, "nprobe": config.nprobe}
         found = find_candidates(p.codes, p.vectors, limits, **options)
+        found, by_face = self._face_candidates(found, tables, p, ctx)
         searched = time.perf_counter()
         verified = verify(found, p.thumbnails, limits) if p.thumbnails is not None else 0
         duplicate, review = classify(found, limits, verified=p.thumbnails is not None)
@@ -235,15 +260,12 @@ class DedupStage(GlobalStage):
         values["needs_review"] = [False] * len(p.row)
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = self._clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
-        cross = duplicate & ~same if config.across_identities else np.zeros(len(found), bool)
-        for row, other, scores in _best_partners(found, cross, p):
-            status[row] = (
-                Status.IDENTITY_CONFLICT,
-                f"same photo as {p.image_id[other]} ({p.source[other]}) under identity "
-                f"'{p.identity_name[other]}' ({p.identity_id[other]}): {scores}",
-            )
+        across = ~same if config.across_identities else np.zeros(len(found), bool)
+        faces = self._face_check(found, across & (duplicate | review), duplicate, p, tables, ctx)
+        cross, unconfirmed = _conflicts(found, duplicate, review, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
-        self._reviews(found, review & ~settled & (same | config.across_identities), p, values)
+        self._reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
+        _unconfirmed_reviews(found, unconfirmed, faces, p, values)
         ctx.stats.update(
             {
                 "dedup_rows": len(p.row),
@@ -251,6 +273,8 @@ class DedupStage(GlobalStage):
                 "dedup_verified_pairs": verified,
                 "dedup_duplicate_pairs": int((duplicate & same).sum()),
                 "dedup_conflict_pairs": int(cross.sum()),
+                "dedup_face_candidate_pairs": int(by_face.sum()),
+                "dedup_unconfirmed_conflict_pairs": int(unconfirmed.sum()),
                 "dedup_review_rows": int(sum(values["needs_review"])),
                 "dedup_removed": sum(1 for s in status if s and s[0] is Status.DUPLICATE),
                 "dedup_conflicts": sum(1 for s in status if s and s[0] is Status.IDENTITY_CONFLICT),
@@ -259,6 +283,53 @@ class DedupStage(GlobalStage):
             }
         )
         return _write_back(tables, p, values, status)
+
+    def _face_candidates(
+        self, found: Candidates, tables: dict, p: Participants, ctx: StageContext
+    ) -> tuple[Candidates, np.ndarray]:
+        """Add cross-identity pairs by the face model's vectors when the descriptor stage wrote them.
+
+        Only with verification on: these pairs then need the whole-image evidence of any borderline pair
+        (aligned thumbnail NCC in the review band or above) before the faces are compared.
+        """
+        config: DedupConfig = self.config
+        spec = config.confirm_conflicts_with
+        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
+        stored = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
+        wanted = spec and config.across_identities and p.thumbnails is not None
+        if not wanted or not stored or not all(x.exists() for x in stored):
+            return found, np.zeros(len(found), bool)
+        parts = [
+            _rows_of(ctx, config, name, shard, tables[shard].num_rows, p.row[p.shard == shard].tolist())
+            for shard in sorted(tables)
+        ]
+        options = {"index": config.index, "use_gpu": config.use_gpu, "nprobe": config.nprobe}
+        identities = np.array(p.identity_id, dtype=object)
+        vectors = np.concatenate(parts).astype(np.float32)
+        return add_face_pairs(
+            found, vectors, identities, config.conflict_min_face_cosine, p.codes, p.vectors, **options
+        )
+
+    def _face_check(
+        self,
+        found: Candidates,
+        cross: np.ndarray,
+        duplicate: np.ndarray,
+        p: Participants,
+        tables: dict,
+        ctx: StageContext,
+    ) -> FaceEvidence | None:
+        """Face evidence for the cross-identity candidates in ``cross``; None when the check is off."""
+        config: DedupConfig = self.config
+        if not config.confirm_conflicts_with:
+            return None
+        check = FaceCheck(
+            config.confirm_conflicts_with,
+            config.conflict_min_face_cosine,
+            config.conflict_min_face_ncc,
+            config.conflict_borderline_min_face_ncc,
+        )
+        return confirm((found.i, found.j), cross, duplicate, (p.shard, p.row), tables, check, ctx)
 
     @staticmethod
     def _clusters(i: np.ndarray, j: np.ndarray, p: Participants, values: dict, status: list) -> np.ndarray:
@@ -303,8 +374,54 @@ class DedupStage(GlobalStage):
             )
 
 
-def _best_partners(found: Candidates, mask: np.ndarray, p: Participants) -> Iterator[tuple[int, int, str]]:
-    """For each row in a masked pair: its closest partner (by cosine, bits, image_id) and their scores."""
+def _conflicts(
+    found: Candidates,
+    duplicate: np.ndarray,
+    review: np.ndarray,
+    across: np.ndarray,
+    faces: FaceEvidence | None,
+    p: Participants,
+    status: list,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mark cross-identity pairs ``identity_conflict``; return the (conflict, unconfirmed) pair masks.
+
+    Without face evidence the descriptors decide, as within an identity. With it the face decides: a
+    confirmed review pair is a conflict too, an unconfirmed duplicate is not (it goes to review).
+    """
+    if faces is None:
+        cross, unconfirmed = duplicate & across, np.zeros(len(found), bool)
+    else:
+        cross = across & (duplicate | review) & faces.confirmed
+        unconfirmed = duplicate & across & ~faces.confirmed
+    for row, other, scores in _best_partners(found, cross, p, faces.describe if faces else None):
+        status[row] = (
+            Status.IDENTITY_CONFLICT,
+            f"same photo as {p.image_id[other]} ({p.source[other]}) under identity "
+            f"'{p.identity_name[other]}' ({p.identity_id[other]}): {scores}",
+        )
+    return cross, unconfirmed
+
+
+def _unconfirmed_reviews(
+    found: Candidates, unconfirmed: np.ndarray, faces: FaceEvidence | None, p: Participants, values: dict
+) -> None:
+    """Send rows of unconfirmed cross-identity duplicates (not already in review) to review."""
+    for row, other, scores in _best_partners(found, unconfirmed, p, faces.describe if faces else None):
+        if not values["needs_review"][row]:
+            values["needs_review"][row] = True
+            values["review_reason"][row] = (
+                f"same photo as {p.image_id[other]} ({p.source[other]}) under identity "
+                f"'{p.identity_name[other]}' by its descriptors, not confirmed by the face: {scores}"
+            )
+
+
+def _best_partners(
+    found: Candidates, mask: np.ndarray, p: Participants, more: Callable[[int], str] | None = None
+) -> Iterator[tuple[int, int, str]]:
+    """For each row in a masked pair: its closest partner (by cosine, bits, image_id) and their scores.
+
+    ``more`` adds text about pair ``k`` to its scores (the face evidence of a cross-identity pair).
+    """
     best: dict[int, tuple] = {}
     cosine = np.nan_to_num(found.cosine, nan=-2.0)
     for k in np.nonzero(mask)[0].tolist():
@@ -315,7 +432,8 @@ def _best_partners(found: Candidates, mask: np.ndarray, p: Participants) -> Iter
                 best[row] = key
     for row in sorted(best):
         other, k = best[row][-2:]
-        yield row, other, describe_scores(float(found.cosine[k]), int(found.bits[k]), float(found.ncc[k]))
+        scores = describe_scores(float(found.cosine[k]), int(found.bits[k]), float(found.ncc[k]))
+        yield row, other, scores if more is None else f"{scores}, {more(k)}"
 
 
 def _write_back(

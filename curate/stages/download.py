@@ -28,7 +28,7 @@ from curate.download.safety import AddressPolicy
 from curate.download.store import ContentStore, Outcome
 from curate.download.urllist import read_url_list
 from curate.errors import ConfigError
-from curate.names import identity_id
+from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status, add_columns, ok_mask
 from curate.stage import ShardStage, StageContext
 
@@ -71,9 +71,10 @@ class DownloadConfig:
     max_redirects: int = 5
     max_bytes: int = 20_000_000  # longer responses are cut off
     max_pixels: int = DEFAULT_MAX_PIXELS
-    allow_private_addresses: bool = False  # allow loopback/private/link-local hosts (tests, local mirrors)
-    allowed_networks: list[str] = field(default_factory=list)  # CIDRs allowed although not public
+    allow_private_addresses: bool = False  # open 10/8, 172.16/12, 192.168/16, fc00::/7 (not loopback)
+    allowed_networks: list[str] = field(default_factory=list)  # CIDRs opened although not public
     retry_failed_downloads: bool = False  # fetch again URLs the journal records as failed_download
+    case_sensitive_names: bool = False  # keep names differing only in case apart (docs/collect.md)
     user_agent: str = "curate/0.1 (face data set research)"
 
     def validate(self) -> None:
@@ -133,8 +134,8 @@ class DownloadStage(ShardStage):
         """The URL list's rows grouped by identity shard (every shard present, empty ones too)."""
         types = {**BASE_COLUMNS, **PLAN_COLUMNS}
         per_shard: dict[int, dict[str, list]] = {s: {key: [] for key in types} for s in range(n_shards)}
-        for row in read_url_list(self.config.source):
-            ident = identity_id(row.name)
+        for row in read_url_list(self.config.source, self.config.case_sensitive_names):
+            ident = identity_id(row.name, self.config.case_sensitive_names)
             status, reason = row.problem or (Status.OK, "")
             values = (None, ident, row.name, row.url, None, status.value, reason, row.rank, row.query)
             columns = per_shard[manifest.shard_of(ident, n_shards)]
@@ -173,6 +174,9 @@ class DownloadStage(ShardStage):
             decoded_again=report.restored,
             fetched_bytes=report.fetched_bytes,
             download_seconds=round(report.seconds, 3),
+            name_merges=name_merges(
+                table.column("identity_id").to_pylist(), *[table.column("identity_name").to_pylist()] * 2
+            ),
         )
         ctx.logger.info(
             "shard %s: %d URLs, %d fetched in %.1fs, %d from the journal, %d decoded again from the store",

@@ -15,6 +15,9 @@ Decisions:
   when ``follow_symlinks`` is on, and a folder that contains itself through a symlink is not re-entered.
 - With ``names_file``, folder ``001`` takes line 1; a numbered folder without a name there is a config
   error. Folders whose names are not all digits keep their own name.
+- Folders whose names fold to one identity id (:func:`curate.names.identity_id`: Unicode form, accents,
+  case unless ``case_sensitive_names``, punctuation) become one identity and are listed under
+  ``name_merges`` in the shard's stats; ``curate collect`` prints them as one line.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pyarrow as pa
 from curate import manifest, record
 from curate.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 from curate.errors import ConfigError
-from curate.names import identity_id
+from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
 from curate.stage import ShardStage, StageContext
 
@@ -60,6 +63,7 @@ class IngestConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are unsafe_input (decompression-bomb guard)
     follow_symlinks: bool = False  # enter symlinked folders and read symlinks pointing out of the tree
     max_file_bytes: int = DEFAULT_MAX_BYTES  # larger files are unsafe_input, never read into memory
+    case_sensitive_names: bool = False  # keep folders differing only in case apart (docs/collect.md)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the key and the fix for a bad value."""
@@ -204,7 +208,8 @@ class IngestStage(ShardStage):
         self.config.validate()
         found = _Walker(self.config).walk()
         rows = sorted(
-            ((identity_id(f.identity_name), f) for f in found), key=lambda item: (item[0], item[1].source)
+            ((identity_id(f.identity_name, self.config.case_sensitive_names), f) for f in found),
+            key=lambda item: (item[0], item[1].source),
         )
         by_shard: dict[int, list[dict[str, str | None]]] = {shard: [] for shard in range(n_shards)}
         for ident, f in rows:
@@ -253,8 +258,19 @@ class IngestStage(ShardStage):
         counts = Counter(statuses)
         ctx.stats["rows"] = n
         ctx.stats["status"] = dict(sorted(counts.items()))
+        ctx.stats["name_merges"] = self._merges(table)
         ctx.logger.info("collect shard %s: %d rows, %s", ctx.shard, n, dict(counts))
         return record.add_columns(table, extra, COLUMNS)
+
+    def _merges(self, table: pa.Table) -> list[dict]:
+        """Identity folders (or names-file names) that folded into one identity of this shard."""
+        root = _printable(os.path.abspath(self.config.source)) + os.sep
+        folders = [
+            source[len(root) :].split(os.sep, 1)[0] if source.startswith(root) else source
+            for source in table.column("source").to_pylist()
+        ]
+        names = table.column("identity_name").to_pylist()
+        return name_merges(table.column("identity_id").to_pylist(), names, folders)
 
 
 def _mark_exact_duplicates(

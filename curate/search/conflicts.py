@@ -1,0 +1,242 @@
+"""Confirming a cross-identity duplicate with the face before it becomes an ``identity_conflict``.
+
+One photo filed under two names is rare (its prior is far lower than a duplicate within an identity), and
+whole-image descriptors cannot tell it from two different people photographed in one layout: two team
+cards of one design, two ID photos on one backdrop, two speakers at one lectern share the pHash and the
+handcrafted descriptor of everything but the face. So a cross-identity candidate that the descriptors
+call a duplicate is confirmed on the faces alone: both aligned face crops (the faces stage's
+``crop_path`` where it detected a face, else a face detected here: the faces stage's defaults plus a CNN
+retry) are
+
+* embedded with a face model (``dlib`` by default): a copy of one photo gives nearly the same vector,
+  two people do not (``min_face_cosine``), and
+* compared pixel by pixel: the inner face of both crops (the padding around it left out), 32x32 grey,
+  aligned under the crop model of :mod:`curate.search.verify` (``min_face_ncc``).
+
+Both must pass. The NCC bar is lower (``min_face_ncc``) where the whole-image descriptors already call the
+pair a duplicate (a heavily recompressed copy blurs the face) than where they only put it in review
+(``borderline_min_face_ncc``). A pair without a face on either side, or failing either test, is not a
+conflict; dedup sends it to review with the face scores in its reason.
+
+When the descriptor stage also wrote that face model's vectors, cross-identity pairs whose face vectors
+reach ``min_face_cosine`` join the candidates (:func:`add_face_pairs`) and are verified like any
+borderline pair: a resized, cropped copy can fall outside the hash and cosine bands while its face and
+its aligned thumbnail stay the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from curate.hashing import HASH_BITS, hamming_bits
+from curate.search.pairs import Candidates
+from curate.search.range_search import similar_pairs
+from curate.search.verify import SIDE, aligned_ncc
+
+logger = logging.getLogger(__name__)
+
+INNER = 0.6  # the central fraction of an aligned crop compared by NCC (the face, without its padding)
+
+
+@dataclass(frozen=True)
+class FaceCheck:
+    """How a cross-identity candidate is confirmed; ``embedder`` "" turns the check off."""
+
+    embedder: str = "dlib"
+    min_face_cosine: float = 0.95
+    min_face_ncc: float = 0.88  # for pairs the whole-image descriptors call duplicates
+    borderline_min_face_ncc: float = 0.92  # for pairs they only put in review: less outside evidence
+
+
+@dataclass
+class FaceEvidence:
+    """Per candidate pair (NaN where not checked or no face): face-embedding cosine and inner-face NCC."""
+
+    cosine: np.ndarray
+    ncc: np.ndarray
+    confirmed: np.ndarray  # bool
+
+    def describe(self, k: int) -> str:
+        """``face cosine 0.991, face NCC 0.973`` or ``no face to compare``."""
+        if np.isnan(self.cosine[k]):
+            return "no face to compare"
+        return f"face cosine {self.cosine[k]:.3f}, face NCC {self.ncc[k]:.3f}"
+
+
+def _detect_crop(path: str | None, aligner: Any) -> np.ndarray | None:
+    """An aligned face crop detected here with ``aligner``, or None."""
+    from curate.decode import load_rgb
+    from curate.faces import aligned_crop_or_whole
+
+    if not path:
+        return None
+    decoded = load_rgb(path)
+    if decoded.image is None:
+        return None
+    crop, _ = aligned_crop_or_whole(aligner, np.asarray(decoded.image), False)
+    return crop
+
+
+def _aligner() -> Any:
+    """The faces stage's default aligner with a CNN retry on a HOG miss: few images, so the slow pass pays."""
+    from curate.faces import DetectorKind
+    from curate.stages.faces import FacesConfig, make_aligner
+
+    return make_aligner(FacesConfig(retry_detector=DetectorKind.CNN))
+
+
+def face_crops(table_rows: list[dict[str, Any]]) -> list[np.ndarray | None]:
+    """Per row (dicts with ``path``, ``crop_path``, ``face_source``): its aligned face crop, or None."""
+    crops: list[np.ndarray | None] = []
+    aligner = None
+    for row in table_rows:
+        crop = None
+        if row.get("crop_path") and row.get("face_source") == "detected":
+            try:
+                with Image.open(row["crop_path"]) as image:
+                    crop = np.asarray(image.convert("RGB"))
+            except OSError as exc:
+                logger.warning("cannot read face crop %s (%s); detecting again", row["crop_path"], exc)
+        if crop is None:
+            if aligner is None:
+                aligner = _aligner()
+            crop = _detect_crop(row.get("path"), aligner)
+        crops.append(crop)
+    return crops
+
+
+def inner_thumbnail(crop: np.ndarray) -> np.ndarray:
+    """The central ``INNER`` part of an aligned crop as a SIDE x SIDE grey uint8 thumbnail."""
+    h, w = crop.shape[:2]
+    dy, dx = round(h * (1 - INNER) / 2), round(w * (1 - INNER) / 2)
+    inner = Image.fromarray(np.ascontiguousarray(crop[dy : h - dy, dx : w - dx]))
+    return np.asarray(inner.convert("L").resize((SIDE, SIDE), Image.Resampling.BOX))
+
+
+def _rows(tables: dict[int, pa.Table], shards: np.ndarray, rows: np.ndarray) -> list[dict[str, Any]]:
+    """``path``, ``crop_path`` and ``face_source`` of the given (shard, row) positions."""
+    out = []
+    for shard, row in zip(shards.tolist(), rows.tolist(), strict=True):
+        table = tables[shard]
+        out.append(
+            {
+                name: table.column(name)[row].as_py()
+                for name in ("path", "crop_path", "face_source")
+                if name in table.column_names
+            }
+        )
+    return out
+
+
+def confirm(
+    pairs: tuple[np.ndarray, np.ndarray],
+    mask: np.ndarray,
+    duplicate: np.ndarray,
+    positions: tuple[np.ndarray, np.ndarray],
+    tables: dict[int, pa.Table],
+    check: FaceCheck,
+    ctx: Any,
+) -> FaceEvidence:
+    """Face evidence for the candidate pairs in ``mask`` (participant indices ``pairs``); NaN elsewhere.
+
+    ``duplicate`` marks the pairs the descriptors call duplicates (the others need the borderline NCC).
+    ``positions`` holds each participant's (shard, row) in ``tables``. Only the participants of the masked
+    pairs are read, embedded and compared.
+    """
+    cosine = np.full(len(mask), np.nan, dtype=np.float32)
+    ncc = np.full(len(mask), np.nan, dtype=np.float32)
+    chosen = np.nonzero(mask)[0]
+    if len(chosen):
+        cosine[chosen], ncc[chosen] = _scores(
+            pairs[0][chosen], pairs[1][chosen], positions, tables, check, ctx
+        )
+    with np.errstate(invalid="ignore"):
+        needed = np.where(duplicate, check.min_face_ncc, check.borderline_min_face_ncc)
+        confirmed = mask & (cosine >= check.min_face_cosine) & (ncc >= needed)
+    logger.info("face check of %d cross-identity pairs: %d confirmed", len(chosen), int(confirmed.sum()))
+    return FaceEvidence(cosine, ncc, confirmed)
+
+
+def _scores(
+    pairs_i: np.ndarray,
+    pairs_j: np.ndarray,
+    positions: tuple[np.ndarray, np.ndarray],
+    tables: dict[int, pa.Table],
+    check: FaceCheck,
+    ctx: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Face cosine and inner-face NCC per pair (NaN where either side has no face)."""
+    from curate.embedders import get_embedder
+
+    n = len(pairs_i)
+    cosine = np.full(n, np.nan, dtype=np.float32)
+    ncc = np.full(n, np.nan, dtype=np.float32)
+    involved = np.unique(np.concatenate([pairs_i, pairs_j]))
+    crops = face_crops(_rows(tables, positions[0][involved], positions[1][involved]))
+    where = {int(p): k for k, p in enumerate(involved.tolist())}
+    have = [k for k, crop in enumerate(crops) if crop is not None]
+    if have:
+        embedder = ctx.resource(f"curate.embedder:{check.embedder}", lambda: get_embedder(check.embedder))
+        vectors = np.full((len(crops), embedder.dim), np.nan, dtype=np.float32)
+        vectors[have] = embedder.embed([crops[k] for k in have])
+        thumbs = np.zeros((len(crops), SIDE, SIDE), dtype=np.uint8)
+        for k in have:
+            thumbs[k] = inner_thumbnail(crops[k])
+        a = np.array([where[int(i)] for i in pairs_i], dtype=np.int64)
+        b = np.array([where[int(j)] for j in pairs_j], dtype=np.int64)
+        both = np.array([crops[x] is not None and crops[y] is not None for x, y in zip(a, b, strict=True)])
+        if both.any():
+            cosine[both] = np.einsum("kd,kd->k", vectors[a[both]], vectors[b[both]])
+            ncc[both] = aligned_ncc(thumbs[a[both]], thumbs[b[both]])
+    return cosine, ncc
+
+
+def add_face_pairs(
+    found: Candidates,
+    face_vectors: np.ndarray,
+    identities: np.ndarray,
+    min_face_cosine: float,
+    codes: list[np.ndarray],
+    vectors: np.ndarray | None,
+    **search: Any,
+) -> tuple[Candidates, np.ndarray]:
+    """``found`` plus cross-identity pairs whose face vectors reach ``min_face_cosine``; a mask of those.
+
+    The added pairs get every descriptor score computed exactly, like the others; pairs already in
+    ``found`` are not repeated.
+    """
+    unit = face_vectors / np.maximum(np.linalg.norm(face_vectors, axis=1, keepdims=True), 1e-12)
+    close = similar_pairs(unit, min_face_cosine, **search) if len(unit) >= 2 else None
+    if close is None or len(close.i) == 0:
+        return found, np.zeros(len(found), bool)
+    cross = identities[close.i] != identities[close.j]
+    known = set(zip(found.i.tolist(), found.j.tolist(), strict=True))
+    new = [
+        (a, b)
+        for a, b in zip(close.i[cross].tolist(), close.j[cross].tolist(), strict=True)
+        if (a, b) not in known
+    ]
+    if not new:
+        return found, np.zeros(len(found), bool)
+    i, j = (np.array(side, dtype=np.int64) for side in zip(*new, strict=True))
+    cosine = np.full(len(i), np.nan, dtype=np.float32)
+    if vectors is not None:
+        cosine = np.einsum("kd,kd->k", vectors[i], vectors[j]).astype(np.float32)
+    bits = np.full(len(i), HASH_BITS + 1, dtype=np.int64)
+    for c in codes:
+        bits = np.minimum(bits, hamming_bits(c[i], c[j]))
+    merged = Candidates(
+        np.concatenate([found.i, i]),
+        np.concatenate([found.j, j]),
+        np.concatenate([found.cosine, cosine]),
+        np.concatenate([found.bits, bits]),
+        np.concatenate([found.ncc, np.full(len(i), np.nan, dtype=np.float32)]),
+    )
+    logger.info("face vectors added %d cross-identity candidate pairs", len(i))
+    return merged, np.arange(len(merged)) >= len(found)
