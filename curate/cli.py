@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from curate.commands import candidates, dedup, demo, faces, rank, run, synth, train
+from curate.commands import candidates, dedup, demo, export, faces, rank, run, synth, train
 from curate.commands.common import GlobalOptions
 from curate.errors import CurateError
 
@@ -82,7 +82,7 @@ def main_options(
     ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
 
 
-for module in (run, candidates, synth, faces, dedup, rank, train, demo):
+for module in (run, candidates, synth, faces, dedup, rank, train, export, demo):
     module.register(app)
 
 
