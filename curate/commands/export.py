@@ -1,4 +1,4 @@
-"""``curate export OUT`` (the curated set as files plus a dataset card) and ``curate report`` (one HTML page)."""
+"""``curate export OUT`` (the curated set as files, with a dataset card) and ``curate report`` (one page)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
         ctx: typer.Context,
-        out: Annotated[Path, typer.Argument(file_okay=False, help="export folder (created; re-export updates)")],
+        out: Annotated[Path, typer.Argument(file_okay=False, help="export folder (a re-export updates it)")],
         input_stage: Annotated[
             str | None, typer.Option("--input", help="manifest stage (default: review, else the last stage)")
         ] = None,
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         shard_size: Annotated[int, typer.Option(help="WebDataset samples per shard (about)")] = 1000,
         card: Annotated[bool, typer.Option("--card/--no-card", help="write the dataset card")] = True,
     ) -> None:
-        """Export the curated images (ImageFolder tree, WebDataset shards), manifest, list and dataset card."""
+        """Export the curated images (ImageFolder tree, WebDataset shards), manifest, list and card."""
         from curate.export import export_dataset
 
         options = global_options(ctx)
