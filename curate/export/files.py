@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import webdataset as wds
 
 from curate.errors import CurateError
 
@@ -169,6 +168,8 @@ def write_shards(
 
 
 def _write_tar(target: Path, sources: list[tuple[str, str | None]], samples: list[tuple]) -> None:
+    import webdataset as wds  # imported here so the CLI starts without it
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from curate import manifest
 from curate.record import Status
 
+HEX = re.compile(r"(?:[a-z0-9]+-)*[0-9a-f]{8,}")
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\S*/\S+")
 
@@ -61,7 +62,7 @@ def stage_chain(workdir: Path, stage: str) -> list[str]:
 
 def reason_pattern(reason: str) -> str:
     """A reason with its numbers, quoted names and paths blanked, so like reasons count together."""
-    text = QUOTED.sub("…", reason or "")
+    text = HEX.sub("…", QUOTED.sub("…", reason or ""))
     return NUMBER.sub("#", text).strip() or "(no reason given)"
 
 
