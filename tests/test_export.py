@@ -10,50 +10,12 @@ import tarfile
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from curate import manifest
-from curate.candidates import build_candidates, write_candidates
-from curate.candidates.build import CandidatesConfig
 from curate.cli import app
-from curate.executor import ExecutorOptions
 from curate.export import final_stage
-from curate.pipeline import parse_pipeline, run_specs
 from curate.record import Status, set_status
-
-IDENTITIES = 6
-
-
-@pytest.fixture(scope="module")
-def curated(data_dir: Path, tmp_path_factory) -> Path:
-    """ORL faces with an exact copy, a broken file and a benchmark identity, curated up to dedup."""
-    root = tmp_path_factory.mktemp("export")
-    images = root / "images"
-    for n in range(1, IDENTITIES + 1):
-        shutil.copytree(data_dir / "orl_faces" / f"s{n}", images / f"s{n}")
-    shutil.copy(images / "s1" / "1.pgm", images / "s1" / "copy.pgm")
-    (images / "s2" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    names = root / "names.jsonl"
-    names.write_text(
-        "".join(json.dumps({"name": f"s{n}", "gender": "f" if n % 2 else "m"}) + "\n" for n in range(1, 7))
-    )
-    benchmark = root / "benchmark.txt"
-    benchmark.write_text("s6\n")
-    workdir = root / "work"
-    table = build_candidates([names], CandidatesConfig(exclude=[benchmark]))
-    write_candidates(table, workdir)
-    pipeline = {
-        "stages": ["collect", "exact", "faces", "select", "describe", "rank", "dedup"],
-        "collect": {"source": str(images)},
-        "faces": {"keep_whole_if_no_face": True, "crop_size": 64},
-        "describe": {"hashes": ["phash"], "embedders": ["handcrafted"]},
-        "rank": {"embedder": "handcrafted", "positives": 4, "rounds": 1, "keep": 8},
-        "dedup": {"embedding": "handcrafted"},
-    }
-    specs = parse_pipeline(pipeline).stages
-    run_specs(specs, workdir, ExecutorOptions(workers=1, processes=False), shards=2)
-    return workdir
 
 
 def _export(workdir: Path, out: Path, *extra: str) -> None:
@@ -76,12 +38,12 @@ def _shard_samples(folder: Path) -> dict[str, set[str]]:
     return samples
 
 
-def test_every_format_holds_exactly_the_ok_rows(curated: Path, tmp_path: Path) -> None:
-    assert final_stage(curated) == "dedup"  # the stage no other stage read
+def test_every_format_holds_exactly_the_ok_rows(curated_workdir: Path, tmp_path: Path) -> None:
+    assert final_stage(curated_workdir) == "dedup"  # the stage no other stage read
     out = tmp_path / "out"
-    _export(curated, out, "--format", "imagefolder", "--format", "webdataset", "--shard-size", "20")
-    ok = _ok_rows(curated)
-    assert 0 < len(ok) < len(manifest.read_stage(curated, "dedup"))
+    _export(curated_workdir, out, "--format", "imagefolder", "--format", "webdataset", "--shard-size", "20")
+    ok = _ok_rows(curated_workdir)
+    assert 0 < len(ok) < len(manifest.read_stage(curated_workdir, "dedup"))
     exported = pd.read_parquet(out / "manifest.parquet")
     assert sorted(exported["image_id"]) == sorted(ok["image_id"])
     files = sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*") if p.is_file())
@@ -98,17 +60,17 @@ def test_every_format_holds_exactly_the_ok_rows(curated: Path, tmp_path: Path) -
     assert set(exported["identity_id"]) <= {i for i in ok["identity_id"]}
 
     originals = tmp_path / "originals"
-    _export(curated, originals, "--images", "originals", "--no-card")
+    _export(curated_workdir, originals, "--images", "originals", "--no-card")
     by_original = pd.read_parquet(originals / "manifest.parquet")
     assert len(by_original) == len(ok) and (by_original["sha256"] == by_original["image_id"]).all()
     assert all(name.endswith(".pgm") for name in by_original["file"])
 
 
-def test_card_counts_are_the_manifests(curated: Path, tmp_path: Path) -> None:
+def test_card_counts_are_the_manifests(curated_workdir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    _export(curated, out)
+    _export(curated_workdir, out)
     card = json.loads((out / "card.json").read_text())
-    final = manifest.read_stage(curated, "dedup").to_pandas()
+    final = manifest.read_stage(curated_workdir, "dedup").to_pandas()
     ok = final[final["status"] == Status.OK.value]
     assert card["composition"]["images"] == len(ok)
     assert card["composition"]["identities"] == ok["identity_id"].nunique()
@@ -127,9 +89,9 @@ def test_card_counts_are_the_manifests(curated: Path, tmp_path: Path) -> None:
     assert (out / "images_per_identity.png").stat().st_size > 1000
 
 
-def test_reexport_is_idempotent_and_replaces_what_changed(curated: Path, tmp_path: Path) -> None:
+def test_reexport_is_idempotent_and_replaces_what_changed(curated_workdir: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
-    shutil.copytree(curated, work)
+    shutil.copytree(curated_workdir, work)
     out = tmp_path / "out"
     args = ("--format", "imagefolder", "--format", "webdataset", "--shard-size", "15")
     _export(work, out, *args)
@@ -157,9 +119,9 @@ def test_reexport_is_idempotent_and_replaces_what_changed(curated: Path, tmp_pat
     assert json.loads((out / "_export.json").read_text())["files"] != state["files"]
 
 
-def test_curate_train_reads_the_webdataset_shards(curated: Path, tmp_path: Path) -> None:
+def test_curate_train_reads_the_webdataset_shards(curated_workdir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    _export(curated, out, "--format", "webdataset", "--no-card")
+    _export(curated_workdir, out, "--format", "webdataset", "--no-card")
     assert not (out / "images").exists() and not (out / "list.txt").exists()
     args = ["-w", str(tmp_path), "train", "--images", str(out / "webdataset"), "--out", str(tmp_path / "t")]
     settings = [
@@ -181,19 +143,21 @@ def test_curate_train_reads_the_webdataset_shards(curated: Path, tmp_path: Path)
     from curate.train.data import load_images
 
     loaded = load_images(out / "webdataset", None, "dedup")
-    ok = _ok_rows(curated)
+    ok = _ok_rows(curated_workdir)
     assert len(loaded.paths) == len(ok) and loaded.classes == sorted(ok["identity_id"].unique())
 
 
-def test_export_refuses_a_foreign_folder_and_reads_review_first(curated: Path, tmp_path: Path) -> None:
+def test_export_refuses_a_foreign_folder_and_reads_review_first(
+    curated_workdir: Path, tmp_path: Path
+) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    result = CliRunner().invoke(app, ["-w", str(curated), "export", str(foreign)])
+    result = CliRunner().invoke(app, ["-w", str(curated_workdir), "export", str(foreign)])
     assert result.exit_code == 1 and "choose an empty or new folder" in result.output
     assert (foreign / "notes.txt").read_text() == "mine"
     work = tmp_path / "work"
-    shutil.copytree(curated, work)
+    shutil.copytree(curated_workdir, work)
     shutil.copytree(work / "rank", work / "review")
     config = json.loads((work / "review" / "_config.json").read_text())
     (work / "review" / "_config.json").write_text(

@@ -33,16 +33,21 @@ def _print_report(report: dict) -> None:
     )
     console.print(table)
     table = Table(title="verification on held-out synthetic identities (10-fold)")
-    for column in ("trained on", "accuracy", "ROC AUC"):
+    for column in ("trained on", "accuracy", "ROC AUC", "TAR @ FAR 1e-1"):
         table.add_column(column)
     for label, figures in report["verification_heldout"].items():
+        tar = figures["tar_at_far"].get("1e-1")
         table.add_row(
             label,
             f"{figures['accuracy_mean']:.3f} ± {figures['accuracy_std']:.3f}",
             f"{figures['roc_auc']:.3f}",
+            f"{tar:.3f}" if tar is not None else "-",
         )
     console.print(table)
-    console.print(f"report: {report['workdir']}/report.json")
+    console.print(report["comparison"]["sentence"], soft_wrap=True)
+    console.print(f"[dim]{report['comparison']['method']}[/dim]")
+    console.print(f"exported: {report['export']['out']} ({report['export']['images']} images)")
+    console.print(f"report: {report['report_html']}  ({report['seconds']:.0f} s)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
