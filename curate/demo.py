@@ -51,6 +51,7 @@ class DemoConfig:
 
     identities: int = 30
     images_per_identity: int = 20
+    intruder_rate: float = 0.35  # web-like label noise; see docs/demo.md for why not the synth default
     seed: int = 0
     epochs: int = 12
     input_size: int = 64
@@ -128,7 +129,10 @@ def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
     synth_dir = workdir / "synth"
     if not (synth_dir / "truth.parquet").exists():
         synth = SynthConfig(
-            identities=config.identities, images_per_identity=config.images_per_identity, seed=config.seed
+            identities=config.identities,
+            images_per_identity=config.images_per_identity,
+            intruder_rate=config.intruder_rate,
+            seed=config.seed,
         )
         synthesize(synth, synth_dir, overwrite=synth_dir.exists())
     return pd.read_parquet(synth_dir / "truth.parquet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -101,3 +102,24 @@ def test_report_opens_in_headless_chromium(page: Path, tmp_path: Path) -> None:
     assert pixels.shape == (2400, 1200) and pixels.std() > 20  # a rendered page, not a blank one
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, timeout=120, text=True)
     assert "Stage funnel" in dom.stdout and dom.stdout.count("<img") >= 4
+
+
+def test_bias_section_shows_accuracy_and_tar_per_group_with_sizes(tmp_path: Path) -> None:
+    from curate.evaluate.verification import by_group, verify
+    from curate.report.sections import bias_section
+
+    rng = np.random.default_rng(0)
+    same = np.tile([True, False], 200)
+    clean = np.where(same, 0.9, 0.1) + rng.normal(0, 0.05, 400)  # group x: separable
+    noisy = rng.uniform(0, 1, 400)  # group y: chance
+    groups = ["x"] * 400 + ["y"] * 400
+    scores, labels = np.concatenate([clean, noisy]), np.concatenate([same, same])
+    result = verify(scores, labels, np.repeat(np.arange(10), 80))
+    figures = by_group(result, labels, scores, groups)
+    assert figures["x"]["tar_at_far"]["1e-1"] == pytest.approx(1.0)
+    assert figures["y"]["tar_at_far"]["1e-1"] < 0.5
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "report.json").write_text(json.dumps({"groups": {"by": "gender", **figures}}))
+    html = bias_section([evaluation], None)
+    assert "gender" in html and "<td>x</td><td>400</td><td>1.0000</td><td>1.0000</td>" in html

@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         identities: Annotated[int, typer.Option(help="identities in the synthetic collection")] = 30,
         images_per_identity: Annotated[int, typer.Option(help="files per identity folder")] = 20,
+        intruder_rate: Annotated[
+            float, typer.Option(help="share of files showing someone else (web-like: 0.35)")
+        ] = 0.35,
         epochs: Annotated[int, typer.Option(help="training epochs for each model")] = 12,
         seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
     ) -> None:
@@ -69,7 +72,11 @@ def register(app: typer.Typer) -> None:
             options.workdir = DEMO_WORKDIR
         options.shards = options.shards or demo_pipeline_data()["shards"]
         config = DemoConfig(
-            identities=identities, images_per_identity=images_per_identity, seed=seed, epochs=epochs
+            identities=identities,
+            images_per_identity=images_per_identity,
+            intruder_rate=intruder_rate,
+            seed=seed,
+            epochs=epochs,
         )
         report = run_demo(options.workdir, lambda specs: run_with_progress(options, specs, False), config)
         _print_report(report)
