@@ -49,9 +49,9 @@ def verdict(difference: float, spread: float, low: float, high: float, baseline:
     interval = f"95% interval {100 * low:+.1f} to {100 * high:+.1f}"
     figure = f"{100 * difference:+.1f} ± {100 * spread:.1f} accuracy points ({interval})"
     if low > 0:
-        return f"{treated} helped: accuracy {figure} over {baseline}."
+        return f"{treated} helped: {figure} over {baseline}."
     if high < 0:
-        return f"{treated} hurt: accuracy {figure} against {baseline}."
+        return f"{treated} hurt: {figure} against {baseline}."
     return f"No measurable difference between {treated} and {baseline}: {figure}."
 
 
