@@ -37,6 +37,8 @@ INTENDED_USE = (
 )
 LIMITATIONS = [
     "Purity is estimated by a model, not measured: images the ranking model confuses stay in.",
+    "Ranking drops hard true images (occluded, small or tightly cropped faces) more often than easy ones, so "
+    "the kept set has less pose and occlusion variation than the collection (docs/demo.md measures this).",
     "Web collections over-represent famous, adult, light-skinned people photographed by the press; the "
     "candidate list decides who is in, so its biases carry over.",
     "Near-duplicates are found by hashes and embeddings within the review thresholds; heavier edits pass.",

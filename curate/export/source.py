@@ -71,11 +71,13 @@ def final_stage(workdir: Path) -> str:
     return max(leaves or list(stages), key=order)
 
 
-def _extension(row: pd.Series, kind: ImageKind) -> str:
+def _extensions(rows: pd.DataFrame, kind: ImageKind) -> pd.Series:
+    """File extension per row: the crop's own suffix, or the original's format (else its path's suffix)."""
     if kind is ImageKind.CROPS:
-        return Path(str(row["crop_path"])).suffix.lstrip(".") or "png"
-    fmt = str(row.get("format") or "").upper()
-    return EXTENSIONS.get(fmt) or Path(str(row["path"])).suffix.lstrip(".").lower() or "bin"
+        return rows["crop_path"].map(lambda p: Path(p).suffix.lstrip(".") or "png")
+    formats = rows.get("format", pd.Series(None, index=rows.index)).fillna("").astype(str).str.upper()
+    suffixes = rows["path"].map(lambda p: Path(p).suffix.lstrip(".").lower() or "bin")
+    return formats.map(EXTENSIONS).fillna(suffixes)
 
 
 def kept_rows(workdir: Path, stage: str, kind: ImageKind) -> pd.DataFrame:
@@ -103,9 +105,7 @@ def kept_rows(workdir: Path, stage: str, kind: ImageKind) -> pd.DataFrame:
     clash = pd.DataFrame({"identity": ok["identity_id"], "stem": stems}).duplicated(keep=False)
     stems = stems.where(~clash, ok["image_id"])
     ok["export_source"] = ok[column]
-    ok["export_name"] = [
-        f"{stem}.{_extension(row, kind)}" for stem, (_, row) in zip(stems, ok.iterrows(), strict=True)
-    ]
+    ok["export_name"] = stems + "." + _extensions(ok, kind)
     if kind is ImageKind.CROPS:
         ok["export_sha256"] = ok["crop_path"].map(lambda p: Path(p).stem)
     else:
