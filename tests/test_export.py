@@ -164,3 +164,49 @@ def test_export_refuses_a_foreign_folder_and_reads_review_first(
         json.dumps({**config, "stage": "review", "input_stage": "dedup"})
     )
     assert final_stage(work) == "review"
+
+
+def test_card_reports_review_coverage_agreement_and_restored_rows(
+    curated_workdir: Path, tmp_path: Path
+) -> None:
+    """A review stage's columns (as the review stage writes them) become the card's review figures."""
+    import pyarrow as pa
+
+    work = tmp_path / "work"
+    shutil.copytree(curated_workdir, work)
+    shutil.copytree(work / "dedup", work / "review")
+    config = json.loads((work / "review" / "_config.json").read_text())
+    (work / "review" / "_config.json").write_text(
+        json.dumps({**config, "stage": "review", "input_stage": "dedup"})
+    )
+    decided = {"ok": 0, "low_score": 0}
+    for shard in manifest.list_shards(work, "review"):
+        path = manifest.shard_path(work, "review", shard)
+        table = manifest.read_shard(path)
+        status = table.column("status").to_pylist()
+        decisions, votes = [None] * table.num_rows, [None] * table.num_rows
+        first_ok = status.index("ok") if "ok" in status else None
+        first_low = status.index("low_score") if "low_score" in status else None
+        if first_ok is not None and not decided["ok"]:
+            decisions[first_ok], votes[first_ok] = "reject", "alice=reject; bob=accept"
+            table = set_status(table, [first_ok], Status.REJECTED_REVIEW, "alice: not this person")
+            decided["ok"] += 1
+        if first_low is not None and not decided["low_score"]:
+            decisions[first_low], votes[first_low] = "accept", "alice=accept; bob=accept"
+            table = set_status(table, [first_low], Status.OK, "")
+            decided["low_score"] += 1
+        table = table.append_column("review_decision", pa.array(decisions, pa.string()))
+        table = table.append_column("review_votes", pa.array(votes, pa.string()))
+        manifest.write_shard(table, path)
+    assert decided == {"ok": 1, "low_score": 1}
+    out = tmp_path / "out"
+    _export(work, out)
+    card = json.loads((out / "card.json").read_text())
+    review = card["review"]
+    reviewable = manifest.read_stage(work, "dedup").to_pandas()["status"].isin(["ok", "low_score"]).sum()
+    assert review["reviewable_images"] == reviewable and review["images_decided"] == 2
+    assert review["coverage"] == round(2 / reviewable, 4)
+    assert review["rejected"] == 1 and review["restored"] == 1 and review["agreement"] == 0.5
+    step = card["removals"]["by_stage"][-1]
+    assert step["stage"] == "review" and step["restored"] == 1 and step["dropped"] == {"rejected_review": 1}
+    assert card["composition"]["images"] == len(_ok_rows(work, "review"))

@@ -96,18 +96,36 @@ def _duplicates(final: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _votes(text: object) -> list[str]:
+    """``"alice=reject; bob=accept"`` -> ``["reject", "accept"]`` (nothing for a row without votes)."""
+    if not isinstance(text, str):
+        return []
+    return [part.split("=", 1)[1].strip() for part in text.split(";") if "=" in part]
+
+
 def _review(workdir: Path, chain: list[str], final: pd.DataFrame) -> dict[str, Any]:
-    if "review" not in chain:
+    """Coverage (share of reviewable rows with a settled decision) and agreement between reviewers."""
+    if "review" not in chain or "review_decision" not in final:
         return {"reviewed": False, "note": "no review stage ran"}
-    reviewed = final["review_decision"].notna() if "review_decision" in final else None
-    out: dict[str, Any] = {"reviewed": True}
-    if reviewed is not None:
-        out["images_reviewed"] = int(reviewed.sum())
-        out["coverage"] = round(float(reviewed.mean()), 4) if len(final) else None
-        out["rejected"] = int((final["status"] == Status.REJECTED_REVIEW.value).sum())
-    if "review_agreement" in final:
-        out["agreement"] = round(float(final["review_agreement"].dropna().mean()), 4)
-    return out
+    before = manifest.read_stage(workdir, chain[chain.index("review") - 1]).to_pandas()
+    reviewable = before["status"].isin([Status.OK.value, Status.LOW_SCORE.value])
+    decided = final["review_decision"].notna()
+    votes = final.get("review_votes", pd.Series(dtype=str)).map(_votes)
+    several = votes[votes.map(len) >= 2]
+    return {
+        "reviewed": True,
+        "reviewable_images": int(reviewable.sum()),
+        "images_decided": int((decided & reviewable).sum()),
+        "coverage": round(float((decided & reviewable).sum() / max(1, reviewable.sum())), 4),
+        "rejected": int((final["status"] == Status.REJECTED_REVIEW.value).sum()),
+        "restored": int(
+            ((before["status"] == Status.LOW_SCORE.value) & (final["status"] == Status.OK.value)).sum()
+        ),
+        "images_with_several_reviewers": len(several),
+        "agreement": round(float(several.map(lambda v: len(set(v)) == 1).mean()), 4)
+        if len(several)
+        else None,
+    }
 
 
 def _purity(kept: pd.DataFrame) -> dict[str, Any]:

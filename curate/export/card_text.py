@@ -49,7 +49,9 @@ def _removals(data: dict[str, Any]) -> list[str]:
     lines = ["## Preprocessing and removals", "", "Rows entering, kept and dropped by each stage:", ""]
     rows = []
     for step in data["removals"]["by_stage"]:
-        dropped = ", ".join(f"{k} {v}" for k, v in step["dropped"].items()) or "-"
+        parts = [f"{k} {v}" for k, v in step["dropped"].items()]
+        parts += [f"restored {step['restored']}"] if step.get("restored") else []
+        dropped = ", ".join(parts) or "-"
         rows.append([step["stage"], step["rows_in"], step["kept"], dropped])
     lines += _table(["stage", "rows in", "kept", "dropped"], rows)
     lines += ["Every removal reason with its count (numbers and names in reasons blanked):", ""]

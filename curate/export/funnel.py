@@ -32,6 +32,7 @@ class StageStep:
     rows_in: int
     kept: int
     dropped: dict[str, int] = field(default_factory=dict)
+    restored: int = 0  # rows an earlier stage dropped that this one made ok again (review can)
     reasons: dict[str, dict[str, int]] = field(default_factory=dict)  # status -> reason pattern -> rows
 
     def to_dict(self) -> dict:
@@ -41,6 +42,7 @@ class StageStep:
             "rows_in": self.rows_in,
             "kept": self.kept,
             "dropped": self.dropped,
+            "restored": self.restored,
             "reasons": self.reasons,
         }
 
@@ -96,6 +98,7 @@ def funnel(workdir: Path, stage: str) -> list[StageStep]:
                 rows_in=int(entering.sum()),
                 kept=int((entering & ok).sum()),
                 dropped={str(k): int(v) for k, v in dropped["status"].value_counts().sort_index().items()},
+                restored=int((~entering & ok).sum()),
                 reasons=reasons,
             )
         )

@@ -98,6 +98,9 @@ def kept_rows(workdir: Path, stage: str, kind: ImageKind) -> pd.DataFrame:
             f"{int(missing.sum())} ok rows of {workdir}/{stage} have no {column} (e.g. {example}); "
             "re-run the stage that writes it"
         )
+    if "review_identity_id" in ok:  # review merged twins: rows count under the identity review chose
+        ok["collected_identity_id"] = ok["identity_id"]
+        ok["identity_id"] = ok["review_identity_id"].fillna(ok["identity_id"])
     ok = ok.sort_values(["identity_id", "image_id"], kind="stable").reset_index(drop=True)
     stems = ok["image_id"].str.slice(0, 16)
     if ok.duplicated(["identity_id", "image_id"]).any():
