@@ -10,7 +10,6 @@ its checks against the ground truth and the curated-vs-uncurated comparison.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -134,8 +133,3 @@ def write_report(inputs: ReportInputs, out: Path) -> Path:
     os.replace(tmp, out)
     logger.info("wrote %s", out)
     return out
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON file, or an empty dict when it is missing."""
-    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
