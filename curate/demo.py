@@ -3,8 +3,9 @@
 1. Draw the collection (``synth/``), unless the workdir already holds it.
 2. Run the packaged pipeline (``curate/pipelines/demo.toml``) up to ``faces``, and train a first-pass model
    on everything that decoded (the uncurated set).
-3. ``describe`` -> ``rank`` -> ``dedup`` with that model as the ranking embedder: VGG-Face's order, where a
-   model trained on a first pass ranks the data and near-duplicates keep their best-ranked member.
+3. The rest of the pipeline (``describe``, ``rank`` and ``dedup``, in the packaged file's order) with that
+   model as the ranking embedder: VGG-Face's last curation step, where a model trained on a first pass
+   ranks the data for the next.
 4. :func:`scripted_review`: the place where review decisions (scripted from the ground truth) are merged.
 5. ``export`` the final manifest (ImageFolder tree, WebDataset shards, dataset card) and train the same
    recipe on the exported shards (the curated set).

@@ -9,6 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from curate.cli import app
+from curate.demo import demo_pipeline_data
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path):
@@ -28,8 +29,8 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
         assert 0.0 <= figures["accuracy_mean"] <= 1.0 and 0.0 <= figures["roc_auc"] <= 1.0
     assert "purity before -> after" in result.output
     # the whole recipe: export of the final manifest, the comparison with its uncertainty, the report
-    assert report["final_stage"] == "dedup"  # VGG-Face's order: rank, then dedup
-    final = pd.read_parquet(workdir / "dedup")
+    assert report["final_stage"] == demo_pipeline_data()["stages"][-1]  # export read the last stage
+    final = pd.read_parquet(workdir / report["final_stage"])
     assert report["export"]["images"] == (final["status"] == "ok").sum()
     assert len(list((workdir / "export" / "images").rglob("*.png"))) == report["export"]["images"]
     comparison = report["comparison"]
