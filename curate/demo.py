@@ -30,12 +30,12 @@ import pandas as pd
 from curate import manifest
 from curate.embedders import get_embedder
 from curate.evaluate.compare import compare_models
-from curate.evaluate.pairs import read_lfw_pairs
 from curate.executor import StageResult
 from curate.export import ExportConfig, ExportFormat, export_dataset
 from curate.groundtruth import curation_figures
 from curate.pipeline import PipelineSpec, StageSpec, parse_pipeline, select_range
 from curate.report import ReportInputs, write_report
+from curate.report.saliency import sample_pairs
 from curate.synth import SynthConfig, synthesize
 from curate.train.config import HeadKind, TrainConfig
 from curate.train.loop import train
@@ -114,18 +114,6 @@ def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -
     logger.info("no scripted review: export reads the last curation stage of %s", workdir)
 
 
-def _saliency_pairs(pairs_file: Path, images: Path) -> list[tuple[Path, Path, bool]]:
-    """The first genuine and impostor pairs of the held-out set."""
-    pair_set = read_lfw_pairs(pairs_file, images)
-    chosen: list[tuple[Path, Path, bool]] = []
-    for same in (True, False):
-        picks = [i for i in range(len(pair_set.same)) if bool(pair_set.same[i]) == same][:SALIENCY_PAIRS]
-        chosen += [
-            (pair_set.images[pair_set.left[i]], pair_set.images[pair_set.right[i]], same) for i in picks
-        ]
-    return chosen
-
-
 def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
     synth_dir = workdir / "synth"
     if not (synth_dir / "truth.parquet").exists():
@@ -171,7 +159,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
             workdir=workdir,
             stage=exported.stage,
             models=[models / "uncurated", models / "curated"],
-            saliency_pairs=_saliency_pairs(pairs, heldout),
+            saliency_pairs=sample_pairs(pairs, heldout, SALIENCY_PAIRS),
             saliency_model=curated,
             extra={"comparison": comparison, "ground_truth": curation},
         ),

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curate.commands.common import console, global_options
+from curate.errors import ConfigError
 from curate.export import ExportConfig, ExportFormat, ImageKind
 
 
@@ -86,16 +87,26 @@ def register(app: typer.Typer) -> None:
             list[Path] | None,
             typer.Option("--evaluation", help="an evaluate output folder (report.json); repeatable"),
         ] = None,
+        pairs: Annotated[
+            Path | None, typer.Option(exists=True, dir_okay=False, help="LFW pairs.txt for the saliency maps")
+        ] = None,
+        pair_images: Annotated[
+            Path | None, typer.Option(exists=True, file_okay=False, help="image root of --pairs")
+        ] = None,
     ) -> None:
         """Write one self-contained HTML page: funnel, histograms, contact sheets, training and evaluation."""
         from curate.report import ReportInputs, write_report
+        from curate.report.saliency import sample_pairs
 
         options = global_options(ctx)
+        if (pairs is None) != (pair_images is None):
+            raise ConfigError("pairs", pairs, "give --pairs and --pair-images together (or neither)")
         inputs = ReportInputs(
             workdir=options.workdir,
             stage=input_stage,
             models=list(models or []),
             evaluations=list(evaluations or []),
+            saliency_pairs=sample_pairs(pairs, pair_images) if pairs and pair_images else [],
         )
         path = write_report(inputs, out or options.workdir / "report.html")
         typer.echo(str(path))

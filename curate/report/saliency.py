@@ -139,3 +139,17 @@ def explain_pairs(model_dir: Path, pairs: list[tuple[Path, Path, bool]]) -> byte
     """The saliency panel for ``pairs`` under the model in ``model_dir``."""
     explainer = Explainer(model_dir)
     return saliency_panel([explainer.explain(a, b, same) for a, b, same in pairs])
+
+
+def sample_pairs(pairs_file: Path, images: Path, per_kind: int = 2) -> list[tuple[Path, Path, bool]]:
+    """The first ``per_kind`` genuine and impostor pairs of an LFW-format ``pairs.txt``."""
+    from curate.evaluate.pairs import read_lfw_pairs
+
+    pair_set = read_lfw_pairs(pairs_file, images)
+    chosen: list[tuple[Path, Path, bool]] = []
+    for same in (True, False):
+        picks = [i for i in range(len(pair_set.same)) if bool(pair_set.same[i]) == same][:per_kind]
+        chosen += [
+            (pair_set.images[pair_set.left[i]], pair_set.images[pair_set.right[i]], same) for i in picks
+        ]
+    return chosen
