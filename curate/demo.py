@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 RunStages = Callable[[list[StageSpec]], list[StageResult]]
 SALIENCY_PAIRS = 2  # genuine and as many impostor pairs explained in the report
+BATCH_SIZE = 64
 
 
 @dataclass
@@ -83,8 +84,13 @@ def _with_ranker(specs: list[StageSpec], model_dir: Path) -> list[StageSpec]:
     return updated
 
 
+def _batch_size(images: int) -> int:
+    """64, or half the images of a set too small for that (a tiny demo must still train)."""
+    return min(BATCH_SIZE, max(2, images // 2))
+
+
 def _train(data: dict[str, Any], out: Path, config: DemoConfig) -> Path:
-    """Train the demo recipe (``data``: a manifest or an image source); return the exported model folder."""
+    """Train the demo recipe (``data``: the data source and batch size); return the exported model folder."""
     model_dir = out / "model"
     if (model_dir / "embedder.json").exists():
         return model_dir
@@ -138,14 +144,17 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
 
     run_stages(select_range(pipeline, None, "faces"))
     models = workdir / "models"
-    uncurated = _train({"workdir": workdir, "manifest_stage": "faces"}, models / "uncurated", config)
+    decoded = int((manifest.read_stage(workdir, "faces").column("status").to_numpy(False) == "ok").sum())
+    source = {"workdir": workdir, "manifest_stage": "faces", "batch_size": _batch_size(decoded)}
+    uncurated = _train(source, models / "uncurated", config)
     run_stages(_with_ranker(select_range(pipeline, "describe", None), uncurated))
     scripted_review(workdir, truth, run_stages)
     exported = export_dataset(
         workdir,
         ExportConfig(out=workdir / "export", formats=[ExportFormat.IMAGEFOLDER, ExportFormat.WEBDATASET]),
     )
-    curated = _train({"images": workdir / "export" / "webdataset"}, models / "curated", config)
+    shards = {"images": workdir / "export" / "webdataset", "batch_size": _batch_size(exported.rows)}
+    curated = _train(shards, models / "curated", config)
 
     pairs, heldout = synth_dir / "heldout_pairs.txt", synth_dir / "heldout"
     comparison = compare_models(
