@@ -170,7 +170,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
             models=[models / "uncurated", models / "curated"],
             saliency_pairs=sample_pairs(pairs, heldout, SALIENCY_PAIRS),
             saliency_model=curated,
-            extra={"comparison": comparison, "ground_truth": curation},
+            extra={"comparison": comparison, "ground_truth": curation, "groups": comparison["groups"]},
         ),
         workdir / "report.html",
     )

@@ -23,3 +23,19 @@ def test_verdict_says_no_measurable_difference_when_the_interval_holds_zero() ->
     helped = verdict(0.045, 0.01, 0.025, 0.063, "uncurated", "curated")
     assert helped == "curated helped: +4.5 ± 1.0 accuracy points (95% interval +2.5 to +6.3) over uncurated."
     assert verdict(-0.08, 0.017, -0.117, -0.048, "uncurated", "curated").startswith("curated hurt: -8.0")
+
+
+def test_skin_tone_angle_orders_light_and_dark_skin(tmp_path) -> None:
+    from PIL import Image
+
+    from curate.evaluate.skin import ita_degrees, skin_groups
+
+    tones = {"light": (236, 200, 178), "medium": (198, 134, 96), "dark": (96, 62, 44)}
+    paths = {}
+    for name, rgb in tones.items():
+        paths[name] = tmp_path / f"{name}.png"
+        Image.new("RGB", (40, 40), rgb).save(paths[name])
+    angles = {name: ita_degrees(path) for name, path in paths.items()}
+    assert angles["light"] > 41 > angles["medium"] > angles["dark"]  # ITA > 41 degrees is "light" skin
+    groups = skin_groups([paths["light"], paths["dark"], paths["medium"]], ["a", "b", "c"])
+    assert groups == ["lighter", "darker", "darker"]  # split at the median identity (c) — ties go darker

@@ -39,6 +39,7 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     assert low <= comparison["difference"]["accuracy"] <= high
     html = Path(report["report_html"]).read_text()
     assert "Ground-truth checks" in html and "what the model looks at" in html
+    assert "<td>curated</td><td>lighter</td>" in html and "<td>uncurated</td><td>darker</td>" in html
     assert f"report: {report['report_html']}" in " ".join(result.output.split())
     # a second run resumes: every stage skips its finished shards and the report is the same
     again = CliRunner().invoke(app, [*args, "--epochs", "3"])

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from curate.evaluate import read_pairs
+from curate.evaluate.pairs import PairSet
 from curate.evaluate.run import embed_images
-from curate.evaluate.verification import VerificationResult, pair_scores, verify
+from curate.evaluate.skin import ATTRIBUTE, skin_groups
+from curate.evaluate.verification import VerificationResult, by_group, pair_scores, verify
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +27,23 @@ BOOTSTRAP_SAMPLES = 5000
 ROC_POINTS = 200
 
 
-def _verify_model(model: str, pairs: Path, images: Path, protocol: str, cache: Path) -> VerificationResult:
-    pair_set = read_pairs(protocol, pairs, images)
+def _verify_model(
+    model: str, pair_set: PairSet, cache: Path, groups: list[str]
+) -> tuple[VerificationResult, dict]:
+    """The model's verification result, and its figures per pair group."""
     embedded = embed_images(pair_set.images, model, cache, align=False)
-    return verify(pair_scores(embedded.vectors, pair_set.left, pair_set.right), pair_set.same, pair_set.fold)
+    scores = pair_scores(embedded.vectors, pair_set.left, pair_set.right)
+    result = verify(scores, pair_set.same, pair_set.fold)
+    return result, {"by": ATTRIBUTE, **by_group(result, pair_set.same, scores, groups)}
+
+
+def pair_groups(pair_set: PairSet) -> list[str]:
+    """Per pair: the skin-tone group of both images' identities, or ``mixed`` when they differ."""
+    groups = skin_groups(pair_set.images, pair_set.identities)
+    return [
+        groups[a] if groups[a] == groups[b] else "mixed"
+        for a, b in zip(pair_set.left, pair_set.right, strict=True)
+    ]
 
 
 def paired_bootstrap(first: np.ndarray, second: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
@@ -58,13 +73,13 @@ def verdict(difference: float, spread: float, low: float, high: float, baseline:
 def compare_models(
     models: dict[str, str], pairs: Path, images: Path, cache: Path, protocol: str = "lfw"
 ) -> dict[str, Any]:
-    """Verify both ``models`` (``{label: model}``, baseline first) on the pairs and compare them."""
-    (base_label, base_model), (treated_label, treated_model) = list(models.items())
-    results = {
-        base_label: _verify_model(base_model, pairs, images, protocol, cache),
-        treated_label: _verify_model(treated_model, pairs, images, protocol, cache),
-    }
-    base, treated = results[base_label], results[treated_label]
+    """Verify both ``models`` (``{label: model}``, baseline first) on the pairs and compare them; also break
+    each model's figures down by the skin-tone group of the pair (:mod:`curate.evaluate.skin`)."""
+    pair_set = read_pairs(protocol, pairs, images)
+    groups = pair_groups(pair_set)
+    verified = {label: _verify_model(model, pair_set, cache, groups) for label, model in models.items()}
+    results = {label: result for label, (result, _) in verified.items()}
+    (base_label, base), (treated_label, treated) = list(results.items())
     means = paired_bootstrap(np.array(base.fold_accuracy), np.array(treated.fold_accuracy), BOOTSTRAP_SAMPLES)
     difference = treated.accuracy_mean - base.accuracy_mean
     spread = float(means.std())
@@ -72,6 +87,7 @@ def compare_models(
     return {
         "models": {label: result.to_dict() for label, result in results.items()},
         "roc": {label: _thin(result) for label, result in results.items()},
+        "groups": {label: by for label, (_, by) in verified.items()},
         "difference": {"accuracy": difference, "std": spread, "ci95": [low, high]},
         "sentence": verdict(difference, spread, low, high, base_label, treated_label),
         "method": (
