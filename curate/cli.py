@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from curate.commands import candidates, dedup, demo, faces, rank, review, run, synth, train
+from curate.commands import candidates, dedup, demo, export, faces, rank, review, run, synth, train
 from curate.commands.common import GlobalOptions
 from curate.envcheck import check_workdir, os_error_message
 from curate.errors import CurateError
@@ -129,7 +129,7 @@ def main_options(
     ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
 
 
-for module in (run, candidates, synth, faces, dedup, rank, review, train, demo):
+for module in (run, candidates, synth, faces, dedup, rank, review, train, export, demo):
     module.register(app)
 for info in app.registered_commands:
     if info.name not in READ_ONLY_COMMANDS | SELF_LOCKING_COMMANDS and info.callback is not None:

@@ -1,20 +1,23 @@
-"""``curate demo``: the whole job on the embedded default, a synthetic web collection with known truth.
+"""``curate demo``: the whole recipe on the embedded default, a synthetic web collection with known truth.
 
 1. Draw the collection (``synth/``), unless the workdir already holds it.
-2. Run the declared demo pipeline (``curate/pipelines/demo.toml``) up to ``faces``.
-3. Train a first-pass model on everything that decoded (the uncurated set).
-4. Run ``describe`` -> ``rank`` -> ``dedup`` with that model as the ranking embedder — VGG-Face's last
-   curation step, where a model trained on a first pass ranks the data for the next; near-duplicate
-   clusters then keep their best-ranked member.
-5. Train the same recipe on the curated set, evaluate both on held-out identities (LFW pairs format), and
-   score the manifest against the ground truth: purity, true images kept, intruders, non-faces, corrupt
-   files and planted near-duplicates caught.
+2. Run the packaged pipeline (``curate/pipelines/demo.toml``) up to ``faces``, and train a first-pass model
+   on everything that decoded (the uncurated set).
+3. The rest of the pipeline (``describe`` -> ``rank`` -> ``dedup``: near-duplicate clusters keep their best-ranked member) with that
+   model as the ranking embedder: VGG-Face's last curation step, where a model trained on a first pass
+   ranks the data for the next.
+4. :func:`scripted_review`: the place where review decisions (scripted from the ground truth) are merged.
+5. ``export`` the final manifest (ImageFolder tree, WebDataset shards, dataset card) and train the same
+   recipe on the exported shards (the curated set).
+6. Evaluate both models on held-out identities with a paired bootstrap (:mod:`curate.evaluate.compare`),
+   score the manifest against the ground truth (:mod:`curate.groundtruth`), and write the HTML report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,10 +29,13 @@ import pandas as pd
 
 from curate import manifest
 from curate.embedders import get_embedder
-from curate.evaluate import evaluate
+from curate.evaluate.compare import compare_models
 from curate.executor import StageResult
+from curate.export import ExportConfig, ExportFormat, export_dataset
 from curate.groundtruth import curation_figures
 from curate.pipeline import PipelineSpec, StageSpec, parse_pipeline, select_range
+from curate.report import ReportInputs, write_report
+from curate.report.saliency import sample_pairs
 from curate.synth import SynthConfig, synthesize
 from curate.train.config import HeadKind, TrainConfig
 from curate.train.loop import train
@@ -37,7 +43,8 @@ from curate.train.loop import train
 logger = logging.getLogger(__name__)
 
 RunStages = Callable[[list[StageSpec]], list[StageResult]]
-FINAL_STAGE = "dedup"  # the last stage of the demo pipeline: ranked, then near-duplicates removed
+SALIENCY_PAIRS = 2  # genuine and as many impostor pairs explained in the report
+BATCH_SIZE = 64
 
 
 @dataclass
@@ -46,6 +53,7 @@ class DemoConfig:
 
     identities: int = 30
     images_per_identity: int = 20
+    intruder_rate: float = 0.35  # web-like label noise; see docs/demo.md for why not the synth default
     seed: int = 0
     epochs: int = 12
     input_size: int = 64
@@ -76,21 +84,25 @@ def _with_ranker(specs: list[StageSpec], model_dir: Path) -> list[StageSpec]:
     return updated
 
 
-def _train(workdir: Path, stage: str, out: Path, config: DemoConfig) -> Path:
-    """Train the demo recipe on a stage's ok rows; return the exported model folder."""
+def _batch_size(images: int) -> int:
+    """64, or half the images of a set too small for that (a tiny demo must still train)."""
+    return min(BATCH_SIZE, max(2, images // 2))
+
+
+def _train(data: dict[str, Any], out: Path, config: DemoConfig) -> Path:
+    """Train the demo recipe (``data``: the data source and batch size); return the exported model folder."""
     model_dir = out / "model"
     if (model_dir / "embedder.json").exists():
         return model_dir
     settings = TrainConfig(
         out=out,
-        workdir=workdir,
-        manifest_stage=stage,
         epochs=config.epochs,
         input_size=config.input_size,
         head=config.head,
         seed=config.seed,
         threads=2,
         progress=True,
+        **data,
     )
     settings.validate()
     result = train(settings)
@@ -98,39 +110,82 @@ def _train(workdir: Path, stage: str, out: Path, config: DemoConfig) -> Path:
     return result.model_dir
 
 
-def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = None) -> dict[str, Any]:
-    """Run the demo end to end in ``workdir`` and return its report (also saved as ``report.json``)."""
-    config = config or DemoConfig()
-    workdir = Path(workdir).resolve()
+def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -> None:
+    """Where the demo's review step goes: decisions scripted from the ground truth, merged as a ``review``
+    stage that ``export`` then reads (it prefers ``review`` to the last curation stage).
+
+    The review tool (``curate review``) lands separately; until then no review runs and the export reads
+    the last curation stage.
+    """
+    logger.info("no scripted review: export reads the last curation stage of %s", workdir)
+
+
+def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
     synth_dir = workdir / "synth"
     if not (synth_dir / "truth.parquet").exists():
         synth = SynthConfig(
-            identities=config.identities, images_per_identity=config.images_per_identity, seed=config.seed
+            identities=config.identities,
+            images_per_identity=config.images_per_identity,
+            intruder_rate=config.intruder_rate,
+            seed=config.seed,
         )
         synthesize(synth, synth_dir, overwrite=synth_dir.exists())
-    truth = pd.read_parquet(synth_dir / "truth.parquet")
+    return pd.read_parquet(synth_dir / "truth.parquet")
+
+
+def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = None) -> dict[str, Any]:
+    """Run the demo end to end in ``workdir`` and return its summary (also saved as ``report.json``)."""
+    config = config or DemoConfig()
+    workdir = Path(workdir).resolve()
+    start = time.perf_counter()
+    truth = _collection(workdir, config)
+    synth_dir = workdir / "synth"
     pipeline = demo_pipeline(workdir)
 
     run_stages(select_range(pipeline, None, "faces"))
-    uncurated = _train(workdir, "faces", workdir / "models" / "uncurated", config)
+    models = workdir / "models"
+    decoded = int((manifest.read_stage(workdir, "faces").column("status").to_numpy(False) == "ok").sum())
+    source = {"workdir": workdir, "manifest_stage": "faces", "batch_size": _batch_size(decoded)}
+    uncurated = _train(source, models / "uncurated", config)
     run_stages(_with_ranker(select_range(pipeline, "describe", None), uncurated))
-    curated = _train(workdir, FINAL_STAGE, workdir / "models" / "curated", config)
+    scripted_review(workdir, truth, run_stages)
+    exported = export_dataset(
+        workdir,
+        ExportConfig(out=workdir / "export", formats=[ExportFormat.IMAGEFOLDER, ExportFormat.WEBDATASET]),
+    )
+    shards = {"images": workdir / "export" / "webdataset", "batch_size": _batch_size(exported.rows)}
+    curated = _train(shards, models / "curated", config)
 
     pairs, heldout = synth_dir / "heldout_pairs.txt", synth_dir / "heldout"
-    verification = {}
-    for label, model in (("uncurated", uncurated), ("curated", curated)):
-        result = evaluate(
-            str(model), pairs, heldout, protocol="lfw", cache_dir=workdir / "cache", align=False
-        )
-        verification[label] = {
-            k: result[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")
-        }
+    comparison = compare_models(
+        {"uncurated": str(uncurated), "curated": str(curated)}, pairs, heldout, workdir / "cache"
+    )
     collected = manifest.read_stage(workdir, "collect").to_pandas()
-    final = manifest.read_stage(workdir, FINAL_STAGE).to_pandas()
-    report = {
+    final = manifest.read_stage(workdir, exported.stage).to_pandas()
+    curation = curation_figures(collected, final, truth, synth_dir / "images")
+    report_path = write_report(
+        ReportInputs(
+            workdir=workdir,
+            stage=exported.stage,
+            models=[models / "uncurated", models / "curated"],
+            saliency_pairs=sample_pairs(pairs, heldout, SALIENCY_PAIRS),
+            saliency_model=curated,
+            extra={"comparison": comparison, "ground_truth": curation, "groups": comparison["groups"]},
+        ),
+        workdir / "report.html",
+    )
+    summary = {
         "workdir": str(workdir),
-        "curation": curation_figures(collected, final, truth, synth_dir / "images"),
-        "verification_heldout": verification,
+        "final_stage": exported.stage,
+        "curation": curation,
+        "verification_heldout": {
+            label: {k: figures[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")}
+            for label, figures in comparison["models"].items()
+        },
+        "comparison": {k: comparison[k] for k in ("difference", "sentence", "method")},
+        "export": {"out": str(exported.out), "images": exported.rows, "identities": exported.identities},
+        "report_html": str(report_path),
+        "seconds": round(time.perf_counter() - start, 1),
     }
-    (workdir / "report.json").write_text(json.dumps(report, indent=1, default=float))
-    return report
+    (workdir / "report.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary

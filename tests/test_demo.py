@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from curate.cli import app
+from curate.demo import demo_pipeline_data
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path):
@@ -25,6 +28,19 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
         figures = report["verification_heldout"][label]
         assert 0.0 <= figures["accuracy_mean"] <= 1.0 and 0.0 <= figures["roc_auc"] <= 1.0
     assert "purity before -> after" in result.output
+    # the whole recipe: export of the final manifest, the comparison with its uncertainty, the report
+    assert report["final_stage"] == demo_pipeline_data()["stages"][-1]  # export read the last stage
+    final = pd.read_parquet(workdir / report["final_stage"])
+    assert report["export"]["images"] == (final["status"] == "ok").sum()
+    assert len(list((workdir / "export" / "images").rglob("*.png"))) == report["export"]["images"]
+    comparison = report["comparison"]
+    assert "±" in comparison["sentence"] and comparison["sentence"] in " ".join(result.output.split())
+    low, high = comparison["difference"]["ci95"]
+    assert low <= comparison["difference"]["accuracy"] <= high
+    html = Path(report["report_html"]).read_text()
+    assert "Ground-truth checks" in html and "what the model looks at" in html
+    assert "<td>curated</td><td>lighter</td>" in html and "<td>uncurated</td><td>darker</td>" in html
+    assert f"report: {report['report_html']}" in " ".join(result.output.split())
     # a second run resumes: every stage skips its finished shards and the report is the same
     again = CliRunner().invoke(app, [*args, "--epochs", "3"])
     assert again.exit_code == 0, again.output

@@ -35,16 +35,21 @@ def _print_report(report: dict) -> None:
     )
     console.print(table)
     table = Table(title="verification on held-out synthetic identities (10-fold)")
-    for column in ("trained on", "accuracy", "ROC AUC"):
+    for column in ("trained on", "accuracy", "ROC AUC", "TAR @ FAR 1e-1"):
         table.add_column(column)
     for label, figures in report["verification_heldout"].items():
+        tar = figures["tar_at_far"].get("1e-1")
         table.add_row(
             label,
             f"{figures['accuracy_mean']:.3f} ± {figures['accuracy_std']:.3f}",
             f"{figures['roc_auc']:.3f}",
+            f"{tar:.3f}" if tar is not None else "-",
         )
     console.print(table)
-    console.print(f"report: {report['workdir']}/report.json")
+    console.print(report["comparison"]["sentence"], soft_wrap=True)
+    console.print(f"[dim]{report['comparison']['method']}[/dim]")
+    console.print(f"exported: {report['export']['out']} ({report['export']['images']} images)")
+    console.print(f"report: {report['report_html']}  ({report['seconds']:.0f} s)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +60,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         identities: Annotated[int, typer.Option(help="identities in the synthetic collection")] = 30,
         images_per_identity: Annotated[int, typer.Option(help="files per identity folder")] = 20,
+        intruder_rate: Annotated[
+            float, typer.Option(help="share of files showing someone else (web-like: 0.35)")
+        ] = 0.35,
         epochs: Annotated[int, typer.Option(help="training epochs for each model")] = 12,
         seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
     ) -> None:
@@ -66,7 +74,11 @@ def register(app: typer.Typer) -> None:
             options.workdir = DEMO_WORKDIR
         options.shards = options.shards or demo_pipeline_data()["shards"]
         config = DemoConfig(
-            identities=identities, images_per_identity=images_per_identity, seed=seed, epochs=epochs
+            identities=identities,
+            images_per_identity=images_per_identity,
+            intruder_rate=intruder_rate,
+            seed=seed,
+            epochs=epochs,
         )
         check_workdir(options.workdir)
         with hold_workdir(options.workdir):  # the whole demo: stages, training, evaluation

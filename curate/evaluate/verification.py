@@ -137,9 +137,9 @@ def pair_scores(vectors: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.
 
 
 def by_group(result: VerificationResult, same: np.ndarray, scores: np.ndarray, groups: list[str]) -> dict:
-    """Accuracy (at each pair's fold threshold) and ROC AUC per pair group, with pair counts."""
+    """Accuracy (at each pair's fold threshold), ROC AUC and TAR@FAR per pair group, with pair counts."""
     same = np.asarray(same, dtype=bool)
-    out: dict[str, dict[str, float | int | None]] = {}
+    out: dict[str, dict[str, Any]] = {}
     labels = np.asarray(groups)
     for group in sorted(set(groups)):
         members = labels == group
@@ -149,6 +149,7 @@ def by_group(result: VerificationResult, same: np.ndarray, scores: np.ndarray, g
             "pairs": int(members.sum()),
             "accuracy": float(result.correct[members].mean()),
             "roc_auc": float(roc_auc_score(same[members], finite)) if both else None,
+            "tar_at_far": tar_at_far(same[members], finite) if both else {},
         }
     return out
 

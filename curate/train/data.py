@@ -199,8 +199,12 @@ def make_loader(
 
 
 def load_images(images: Path | None, workdir: Path | None, stage: str) -> LabeledImages:
-    """The training images: the folder tree ``images`` when given, else the manifest ``workdir/stage``."""
+    """Training images: ``images`` (folder tree or WebDataset shards), else the manifest ``workdir/stage``."""
     if images is not None:
+        from curate.train import webdataset_source  # WebDataset shards written by curate export
+
+        if webdataset_source.is_webdataset(images):
+            return webdataset_source.from_shards(images)
         return from_folder(images)
     if workdir is None:
         raise CurateError("no training data: give --images DIR or a --workdir holding a curated manifest")

@@ -1,0 +1,152 @@
+"""``curate export``: take a curated data set away from its workdir.
+
+An export folder holds::
+
+    manifest.parquet        the kept rows, with relative file paths, sha256 checksums and integer labels
+    images/<identity>/<f>   the images as an ImageFolder tree (torchvision, arcface_torch-style loaders)
+    webdataset/shard-N.tar  WebDataset shards: per sample the image and its row as JSON (``curate train``
+                            reads them with ``--images OUT/webdataset``)
+    list.txt                ``<relative path> <label>`` per image (Caffe ImageData / im2rec style)
+    identities.tsv          label, identity id, name and image count per identity
+    README.md, card.json    the dataset card (:mod:`curate.export.card`) and its figures
+    _export.json            what was written, so a re-export rewrites only what changed
+
+The rows come from :func:`~curate.export.source.final_stage` unless an input stage is named.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from curate import manifest
+from curate.errors import ConfigError
+from curate.export.files import (
+    STATE_FILE,
+    Progress,
+    load_state,
+    remove_shards,
+    remove_tree,
+    row_records,
+    save_state,
+    write_shards,
+    write_tree,
+)
+from curate.export.source import ImageKind, final_stage, kept_rows
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ExportConfig", "ExportFormat", "ExportResult", "ImageKind", "export_dataset", "final_stage"]
+
+DROPPED_COLUMNS = ("path", "crop_path", "export_source", "export_name", "export_sha256")
+
+
+class ExportFormat(StrEnum):
+    """How the images are laid out (the Parquet manifest and the list are always written)."""
+
+    IMAGEFOLDER = "imagefolder"
+    WEBDATASET = "webdataset"
+
+
+@dataclass
+class ExportConfig:
+    """What to export and how."""
+
+    out: Path
+    input_stage: str | None = None  # default: final_stage(workdir)
+    images: ImageKind = ImageKind.CROPS
+    formats: list[ExportFormat] = field(default_factory=lambda: [ExportFormat.IMAGEFOLDER])
+    shard_size: int = 1000  # WebDataset samples per shard (about; identities never span shards)
+    card: bool = True
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad setting and the fix."""
+        if self.shard_size < 1:
+            raise ConfigError("shard_size", self.shard_size, "give 1 or more samples per shard")
+        if not self.formats:
+            raise ConfigError("format", self.formats, "give imagefolder, webdataset or both")
+
+
+@dataclass
+class ExportResult:
+    """What an export did."""
+
+    out: Path
+    stage: str
+    rows: int
+    identities: int
+    counts: dict[str, dict[str, int]]
+    card: Path | None = None
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir() and any(out.iterdir()) and not (out / STATE_FILE).is_file():
+        raise ConfigError(
+            "out", str(out), "the folder holds files but no export; choose an empty or new folder"
+        )
+
+
+def export_dataset(workdir: Path, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
+    """Export the final manifest of ``workdir`` into ``config.out``; see the module docstring."""
+    config.validate()
+    workdir, out = Path(workdir), Path(config.out)
+    _check_out(out)
+    stage = config.input_stage or final_stage(workdir)
+    rows = kept_rows(workdir, stage, config.images)
+    identities = sorted(rows["identity_id"].unique())
+    rows["label"] = rows["identity_id"].map({identity: i for i, identity in enumerate(identities)})
+    rows["sha256"] = rows["export_sha256"]
+    out.mkdir(parents=True, exist_ok=True)
+    state = load_state(out)
+    state.update(workdir=str(workdir.resolve()), stage=stage, images=config.images.value)
+    counts: dict[str, dict[str, int]] = {}
+    if ExportFormat.IMAGEFOLDER in config.formats:
+        counts["imagefolder"] = write_tree(rows, out, state, progress)
+        save_state(out, state)
+    else:
+        remove_tree(out, state)
+    public = [c for c in rows.columns if c not in DROPPED_COLUMNS]
+    if ExportFormat.WEBDATASET in config.formats:
+        records = row_records(rows, public)
+        counts["webdataset"] = write_shards(rows, records, out, config.shard_size, state, progress)
+    else:
+        remove_shards(out, state)
+    save_state(out, state)
+    public = [c for c in rows.columns if c not in DROPPED_COLUMNS]
+    table = pa.Table.from_pandas(rows[public], preserve_index=False)
+    manifest.write_shard(table, out / "manifest.parquet", kind="export")
+    _write_lists(rows, out, ExportFormat.IMAGEFOLDER in config.formats)
+    result = ExportResult(out, stage, len(rows), len(identities), counts)
+    if config.card:
+        from curate.export.card import write_card
+
+        result.card = write_card(workdir, stage, rows, out, config)
+    logger.info("exported %d images of %d identities from %s/%s", len(rows), len(identities), workdir, stage)
+    return result
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_lists(rows: Any, out: Path, tree: bool) -> None:
+    """``list.txt`` (when the tree was written) and ``identities.tsv``."""
+    if tree:
+        _write_text(
+            out / "list.txt",
+            "".join(f"{f} {label}\n" for f, label in zip(rows["file"], rows["label"], strict=True)),
+        )
+    elif (out / "list.txt").exists():
+        (out / "list.txt").unlink()
+    per = rows.groupby(["label", "identity_id", "identity_name"], sort=True).size()
+    lines = ["label\tidentity_id\tidentity_name\timages\n"]
+    lines += [f"{label}\t{identity}\t{name}\t{n}\n" for (label, identity, name), n in per.items()]
+    _write_text(out / "identities.tsv", "".join(lines))
