@@ -3,10 +3,11 @@
 1. Draw the collection (``synth/``), unless the workdir already holds it.
 2. Run the packaged pipeline (``curate/pipelines/demo.toml``) up to ``faces``, and train a first-pass model
    on everything that decoded (the uncurated set).
-3. The rest of the pipeline (``describe`` -> ``rank`` -> ``dedup``: near-duplicate clusters keep their best-ranked member) with that
-   model as the ranking embedder: VGG-Face's last curation step, where a model trained on a first pass
-   ranks the data for the next.
-4. :func:`scripted_review`: the place where review decisions (scripted from the ground truth) are merged.
+3. The rest of the pipeline, ``describe`` -> ``rank`` -> ``dedup``, with that model as the ranking
+   embedder: VGG-Face's last curation step, where a model trained on a first pass ranks the data for the
+   next; near-duplicate clusters then keep their best-ranked member.
+4. :func:`scripted_review`: review decisions scripted from the ground truth (standing in for a person)
+   are applied as the ``review`` stage.
 5. ``export`` the final manifest (ImageFolder tree, WebDataset shards, dataset card) and train the same
    recipe on the exported shards (the curated set).
 6. Evaluate both models on held-out identities with a paired bootstrap (:mod:`curate.evaluate.compare`),
@@ -43,6 +44,7 @@ from curate.train.loop import train
 logger = logging.getLogger(__name__)
 
 RunStages = Callable[[list[StageSpec]], list[StageResult]]
+REVIEW_BUDGET = 120  # images a person would look at: the most uncertain first (about a fifth of the demo)
 SALIENCY_PAIRS = 2  # genuine and as many impostor pairs explained in the report
 BATCH_SIZE = 64
 
@@ -110,14 +112,31 @@ def _train(data: dict[str, Any], out: Path, config: DemoConfig) -> Path:
     return result.model_dir
 
 
-def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -> None:
-    """Where the demo's review step goes: decisions scripted from the ground truth, merged as a ``review``
-    stage that ``export`` then reads (it prefers ``review`` to the last curation stage).
+def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -> dict[str, Any]:
+    """The review step, with decisions scripted from the ground truth standing in for a person.
 
-    The review tool (``curate review``) lands separately; until then no review runs and the export reads
-    the last curation stage.
+    The review plan is exported as for a person (the ``REVIEW_BUDGET`` most uncertain images first, the
+    borderline duplicate pairs, the flagged identities); each planned item is decided from ``truth`` and
+    stored in the workdir's decision log; the ``review`` stage then applies them and ``export`` reads it.
+    A re-run finds the decisions stored and the stage done, and changes nothing.
     """
-    logger.info("no scripted review: export reads the last curation stage of %s", workdir)
+    from curate.review import decide_from_truth, export_review, read_plan, record_decisions, store_path
+    from curate.review.apply import review_spec, summarize
+    from curate.review.source import review_input_stage
+
+    plan_input = review_input_stage(workdir)
+    if not store_path(workdir).exists():
+        exported = export_review(workdir, block=200, budget=REVIEW_BUDGET, sheets=False)
+        record_decisions(workdir, decide_from_truth(read_plan(exported.out), truth))
+    spec = review_spec(workdir, plan_input)
+    applied = summarize(workdir, run_stages([spec])[0], plan_input)
+    decided = int(sum(applied.outcomes.values()))
+    return {
+        "reviewer": "scripted from the ground truth (stands in for a person)",
+        "budget_images": REVIEW_BUDGET,
+        "decisions": decided,
+        "changed": applied.changed,
+    }
 
 
 def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
@@ -148,7 +167,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
     source = {"workdir": workdir, "manifest_stage": "faces", "batch_size": _batch_size(decoded)}
     uncurated = _train(source, models / "uncurated", config)
     run_stages(_with_ranker(select_range(pipeline, "describe", None), uncurated))
-    scripted_review(workdir, truth, run_stages)
+    review = scripted_review(workdir, truth, run_stages)
     exported = export_dataset(
         workdir,
         ExportConfig(out=workdir / "export", formats=[ExportFormat.IMAGEFOLDER, ExportFormat.WEBDATASET]),
@@ -170,7 +189,12 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
             models=[models / "uncurated", models / "curated"],
             saliency_pairs=sample_pairs(pairs, heldout, SALIENCY_PAIRS),
             saliency_model=curated,
-            extra={"comparison": comparison, "ground_truth": curation, "groups": comparison["groups"]},
+            extra={
+                "comparison": comparison,
+                "ground_truth": curation,
+                "groups": comparison["groups"],
+                "review": review,
+            },
         ),
         workdir / "report.html",
     )
@@ -183,6 +207,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
             for label, figures in comparison["models"].items()
         },
         "comparison": {k: comparison[k] for k in ("difference", "sentence", "method")},
+        "review": review,
         "export": {"out": str(exported.out), "images": exported.rows, "identities": exported.identities},
         "report_html": str(report_path),
         "seconds": round(time.perf_counter() - start, 1),

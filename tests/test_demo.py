@@ -29,8 +29,16 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
         assert 0.0 <= figures["accuracy_mean"] <= 1.0 and 0.0 <= figures["roc_auc"] <= 1.0
     assert "purity before -> after" in result.output
     # the whole recipe: export of the final manifest, the comparison with its uncertainty, the report
-    assert report["final_stage"] == demo_pipeline_data()["stages"][-1]  # export read the last stage
+    # scripted review ran on the last curation stage and export read the review stage
+    assert report["final_stage"] == "review"
+    review = report["review"]
+    assert review["decisions"] > 0 and "standing in for a person" in " ".join(result.output.split())
     final = pd.read_parquet(workdir / report["final_stage"])
+    reviewed_from = pd.read_parquet(workdir / demo_pipeline_data()["stages"][-1])
+    assert (final["status"] == "rejected_review").sum() == review["changed"].get("ok->rejected_review", 0)
+    assert (final["status"] == "ok").sum() == (reviewed_from["status"] == "ok").sum() + sum(
+        n for change, n in review["changed"].items() if change.endswith("->ok")
+    ) - sum(n for change, n in review["changed"].items() if change.startswith("ok->"))
     assert report["export"]["images"] == (final["status"] == "ok").sum()
     assert len(list((workdir / "export" / "images").rglob("*.png"))) == report["export"]["images"]
     comparison = report["comparison"]
@@ -38,7 +46,7 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     low, high = comparison["difference"]["ci95"]
     assert low <= comparison["difference"]["accuracy"] <= high
     html = Path(report["report_html"]).read_text()
-    assert "Ground-truth checks" in html and "what the model looks at" in html
+    assert "Ground-truth checks" in html and ">Review<" in html and "what the model looks at" in html
     assert "<td>curated</td><td>lighter</td>" in html and "<td>uncurated</td><td>darker</td>" in html
     assert f"report: {report['report_html']}" in " ".join(result.output.split())
     # a second run resumes: every stage skips its finished shards and the report is the same

@@ -46,6 +46,13 @@ def _print_report(report: dict) -> None:
             f"{tar:.3f}" if tar is not None else "-",
         )
     console.print(table)
+    review = report["review"]
+    changed = ", ".join(f"{k} {v}" for k, v in sorted(review["changed"].items())) or "nothing"
+    console.print(
+        f"review: {review['decisions']} decisions by a script reading the ground truth, standing in for a "
+        f"person (budget {review['budget_images']} images); review changed: {changed}",
+        soft_wrap=True,
+    )
     console.print(report["comparison"]["sentence"], soft_wrap=True)
     console.print(f"[dim]{report['comparison']['method']}[/dim]")
     console.print(f"exported: {report['export']['out']} ({report['export']['images']} images)")

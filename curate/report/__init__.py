@@ -30,6 +30,7 @@ from curate.report.sections import (
     ground_truth_section,
     purity_section,
     removed_section,
+    review_section,
 )
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def build_page(inputs: ReportInputs) -> str:
     page.add(
         "evaluation", "Verification", evaluation_section(inputs.evaluations, inputs.extra.get("comparison"))
     )
+    if inputs.extra.get("review"):
+        page.add("review", "Review", review_section(inputs.extra["review"]))
     if inputs.extra.get("ground_truth"):
         page.add("truth", "Ground-truth checks (demo)", ground_truth_section(inputs.extra["ground_truth"]))
     model = inputs.saliency_model or next(

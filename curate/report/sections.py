@@ -141,6 +141,13 @@ def ground_truth_section(truth: dict[str, Any]) -> str:
     return table(["check", "value"], rows)
 
 
+def review_section(review: dict[str, Any]) -> str:
+    """What the review step decided and changed (the demo's review is scripted, and says so)."""
+    rows = [["reviewer", review["reviewer"]], ["decisions", review["decisions"]]]
+    rows += [[f"changed {change}", count] for change, count in sorted(review["changed"].items())]
+    return table(["review", "value"], rows)
+
+
 def accountability_section(model: Path | None, pairs: list[tuple[Path, Path, bool]]) -> str:
     """Occlusion and gradient saliency of the trained model on a sample of pairs."""
     if model is None or not pairs:
