@@ -35,7 +35,8 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     assert review["decisions"] > 0 and "standing in for a person" in " ".join(result.output.split())
     final = pd.read_parquet(workdir / report["final_stage"])
     reviewed_from = pd.read_parquet(workdir / demo_pipeline_data()["stages"][-1])
-    assert (final["status"] == "rejected_review").sum() == review["changed"].get("ok->rejected_review", 0)
+    rejected = sum(n for change, n in review["changed"].items() if change.endswith("->rejected_review"))
+    assert (final["status"] == "rejected_review").sum() == rejected > 0
     assert (final["status"] == "ok").sum() == (reviewed_from["status"] == "ok").sum() + sum(
         n for change, n in review["changed"].items() if change.endswith("->ok")
     ) - sum(n for change, n in review["changed"].items() if change.startswith("ok->"))

@@ -80,7 +80,7 @@ def decide_from_truth(plan: ReviewPlan, truth: pd.DataFrame | Path, reviewer: st
     at = now()
     images = _image_rows(plan.items, truth, reviewer, at)
     rows = images + _pair_rows(plan.pairs, truth, reviewer, at) + _identity_rows(plan, images, reviewer, at)
-    frame = pd.DataFrame(rows).reindex(columns=CSV_COLUMNS).fillna("")
+    frame = pd.DataFrame(rows).reindex(columns=CSV_COLUMNS).astype(object).fillna("")
     frame["note"] = frame["note"].where(frame["note"] != "", "scripted from ground truth, not a person")
     logger.info("scripted review: %d decisions from ground truth", len(frame))
     return frame
