@@ -173,7 +173,8 @@ def test_changed_inputs_make_later_stages_stale_and_runs_redo_them(tmp_path, dat
     assert (pd.read_parquet(workdir / "select").status == "excluded").sum() == 10
 
     # collect redone with another config: everything after it is stale; a stale input is refused
-    curate(*common, "collect", str(data_dir / "orl_faces"), "--max-pixels", "20000000", "--overwrite")
+    pipeline.write_text(pipeline.read_text() + "max_pixels = 20000000\n")
+    curate(*common, "run", str(pipeline), "--to", "collect", "--overwrite")
     status = curate(*common, "status").stderr
     assert "stale" in status_row(status, "exact") and "input 'collect' changed" in status_row(status, "exact")
     assert "stale" in status_row(status, "select") and "input 'exact' is stale" in status_row(
@@ -181,8 +182,9 @@ def test_changed_inputs_make_later_stages_stale_and_runs_redo_them(tmp_path, dat
     )
     refused = curate(*common, "select", check=False)
     assert refused.returncode == 1 and "run 'exact' again first" in refused.stderr
-    curate(*common, "exact")
-    curate(*common, "select")
+    done = curate(*common, "run", str(pipeline))  # exact, then select, redone in order
+    table = {line.split()[1]: line.split()[3] for line in done.stderr.splitlines() if line.startswith("│ ")}
+    assert table == {"collect": "0", "exact": "2", "select": "2"}, done.stderr  # shards run per stage
     status = curate(*common, "status").stderr
     assert all("done" in status_row(status, stage) for stage in ("collect", "exact", "select"))
 
