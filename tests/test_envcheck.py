@@ -143,7 +143,7 @@ def test_read_only_workdir_confirms_a_finished_pipeline(small_disk, tmp_path, da
     assert len(pd.read_parquet(workdir / "collect")) == ORL_ROWS
     code, output = _curate("-w", str(workdir), "faces", "--keep-whole-if-no-face")
     assert code == 1 and output.strip().count("\n") == 0, output
-    assert f"stage 'faces' has 4 of 4 shards to run, but workdir {workdir} is not writable" in output
+    assert f"stage 'faces' is partial (4 shard(s) not run), but workdir {workdir} is not writable" in output
     assert "read-only file system" in output
 
 
