@@ -11,7 +11,9 @@ number read as a two's-complement signed integer, so bit 63 (the sign bit) is ``
 takes (byte 0 holds bits 63..56); Hamming distance is the same in any bit order used consistently.
 
 Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy) so that
-a framed copy hashes like its original.
+a framed copy hashes like its original. :func:`describe_square` makes the one 64x64 RGB square the hashes,
+the thumbnails and the handcrafted embedder read; ``collect`` can store it (``squares``) so that
+``describe`` on collect's output need not decode the image a second time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ logger = logging.getLogger(__name__)
 HASH_KINDS = ("phash", "dhash", "ahash", "whash")
 HASH_BITS = 64
 
+SQUARE_SIDE = 64  # the describe square's side in pixels
+SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
+SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
+SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
+
 _BORDER_TOLERANCE = 12  # grey levels a frame pixel may differ from the frame colour (JPEG noise)
 _BORDER_INLIER_FRACTION = 0.95  # a line belongs to the frame when this share of its pixels match
 _BORDER_MAX_FRACTION = 0.25  # never trim more than this share of a side
@@ -43,6 +50,36 @@ def _dct_rows(size: int, keep: int) -> np.ndarray:
 
 
 _PHASH_DCT = _dct_rows(32, 8)
+
+
+def resized(image: Image.Image, side: int) -> Image.Image:
+    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept)."""
+    if image.size == (side, side):
+        return image
+    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Reduce ``image`` by the integer factor that brings its longer side to at most about ``max_side``."""
+    factor = max(image.size) // max_side if max_side else 0
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def describe_square(shrunk: Image.Image, *, trim: bool = True) -> Image.Image:
+    """The 64x64 RGB square describe works on: ``shrunk`` (already :func:`shrink`-ed), frame trimmed."""
+    return resized(trim_uniform_border(shrunk) if trim else shrunk, SQUARE_SIDE)
+
+
+def square_bytes(image: Image.Image, *, max_side: int = SQUARE_MAX_SIDE, trim: bool = True) -> bytes:
+    """:func:`describe_square` of a decoded RGB image as ``SQUARE_BYTES`` raw bytes (what collect stores)."""
+    return describe_square(shrink(image, max_side), trim=trim).tobytes()
+
+
+def square_from_bytes(data: bytes) -> Image.Image:
+    """The RGB square stored by :func:`square_bytes`."""
+    if len(data) != SQUARE_BYTES:
+        raise ValueError(f"a stored square has {SQUARE_BYTES} bytes, not {len(data)}")
+    return Image.frombytes("RGB", (SQUARE_SIDE, SQUARE_SIDE), data)
 
 
 def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:

@@ -57,11 +57,19 @@ def register(app: typer.Typer) -> None:
         allow_private_addresses: Annotated[
             bool, typer.Option(help="allow URLs on private/loopback addresses (tests)")
         ] = False,
+        squares: Annotated[
+            bool, typer.Option(help="folders: also store describe's 64x64 squares (describe skips decoding)")
+        ] = False,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Collect images: a folder tree of identities, or a URL list (CSV/JSONL) to download."""
         if source.is_dir():
-            settings = {"source": source, "names_file": names_file, "max_pixels": max_pixels}
+            settings = {
+                "source": source,
+                "names_file": names_file,
+                "max_pixels": max_pixels,
+                "squares": squares,
+            }
             run_stage_command(ctx, "collect", settings, overwrite)
         else:
             settings = {
