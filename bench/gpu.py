@@ -35,6 +35,11 @@ from curate.search.range_search import gpu_available, similar_pairs
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _rate(value: float) -> str:
+    """A rate with the digits that matter: 12,345 or 3.21 or 0.0213."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _sync() -> None:
     if DEVICE.type == "cuda":
         torch.cuda.synchronize()
@@ -119,8 +124,8 @@ def bench_embed(n: int, batch: int) -> list[str]:
         rates[precision] = max(1, n // batch) * batch / (time.perf_counter() - start)
     return [
         f"| embed ({DEVICE.type}) | ResNet-50 128-d, 112x112, batch {batch} | curate embedder "
-        f"{curate_rate:,.1f} faces/s | bare network fp32 {rates['fp32']:,.1f}, "
-        f"bf16 {rates['bf16']:,.1f} faces/s |"
+        f"{_rate(curate_rate)} faces/s | bare network fp32 {_rate(rates['fp32'])}, "
+        f"bf16 {_rate(rates['bf16'])} faces/s |"
     ]
 
 
@@ -155,7 +160,7 @@ def bench_detect(data: Path, n: int, batch: int) -> list[str]:
     rate = len(images) / (time.perf_counter() - start)
     where = "GPU" if dlib.DLIB_USE_CUDA else "CPU: this dlib has no CUDA"
     return [
-        f"| detect ({where}) | dlib MMOD CNN, 250x250 {what}, batch {batch} | {rate:,.1f} faces/s | "
+        f"| detect ({where}) | dlib MMOD CNN, 250x250 {what}, batch {batch} | {_rate(rate)} faces/s | "
         f"face found in {found}/{len(images)} |"
     ]
 
@@ -191,8 +196,8 @@ def bench_train(steps: int, batch: int) -> list[str]:
     """images/s of ResNet-50 training steps at 112x112, fp32 beside bf16 + channels_last."""
     fp32, bf16 = train_rate("fp32", steps, batch), train_rate("bf16", steps, batch)
     return [
-        f"| train ({DEVICE.type}) | ResNet-50, 112x112, batch {batch}, SGD | fp32 {fp32:,.1f} images/s | "
-        f"bf16 + channels_last {bf16:,.1f} images/s ({bf16 / fp32:.2f}x) |"
+        f"| train ({DEVICE.type}) | ResNet-50, 112x112, batch {batch}, SGD | fp32 {_rate(fp32)} images/s | "
+        f"bf16 + channels_last {_rate(bf16)} images/s ({bf16 / fp32:.2f}x) |"
     ]
 
 
@@ -224,7 +229,7 @@ def main() -> None:
             rows += bench_detect(args.data, *sizes["detect"])
         else:
             rows += bench_train(*sizes["train"])
-        print(rows[-1], f"({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"# {part}: {time.perf_counter() - start:.0f} s", flush=True)
     print("\n" + "\n".join(rows))
 
 

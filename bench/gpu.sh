@@ -5,6 +5,7 @@
 #
 #   bash bench/gpu.sh              # from the repository root; PYTHON=... to choose the interpreter
 #   bash bench/gpu.sh --tiny       # every part at a small size (checks the script on a CPU machine)
+#   PARTS="search train" bash bench/gpu.sh   # only some parts
 #
 # Needs the project's dependencies with faiss-gpu (`pip install -e .[gpu]`); nothing is downloaded.
 # Each part has its own time limit, so one slow part cannot take the whole budget.
@@ -23,7 +24,7 @@ EOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 
 status=0
-for part in search embed detect train; do
+for part in ${PARTS:-search embed detect train}; do
   limit=150
   [ "$part" = detect ] && limit=60
   [ "${1:-}" = "--tiny" ] && limit=300

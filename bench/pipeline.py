@@ -11,9 +11,10 @@ On the first N CFP photos (whole identities), with 1 and 2 workers, one table of
 | train: an epoch of ``curate train`` (data, steps, checkpoint) | torch: forward/backward/SGD, random data |
 
 Workers are dask worker processes for the stages, processes for the bare Pillow and dlib loops, and threads
-for faiss and torch. Stage seconds are the executor's own (``StageResult.seconds``: scheduling, Parquet,
-markers, stats); the cluster start is listed apart, as it is paid once per command. ``overhead`` is stage
-time over floor time. Figures are noisy on a shared machine: compare within one run.
+for faiss and torch. Each cell gives images/s (wall) and the CPU seconds spent by this process and all its
+descendants (dask workers and scheduler, pool workers): on a busy shared machine wall time mostly measures
+the other jobs, CPU time the work. The cluster start is listed apart, as it is paid once per command.
+``x floor`` is stage CPU time over floor CPU time.
 
     python bench/pipeline.py [--images 240] [--data ../shared/data]
 """
@@ -22,16 +23,19 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clock import Clock
 
 from curate import manifest
 from curate.executor import Executor, ExecutorOptions
@@ -59,25 +63,27 @@ def cfp_subset(data: Path, n: int, target: Path) -> list[Path]:
     return out
 
 
-def run_stages(source: Path, workdir: Path, workers: int) -> dict[str, float]:
-    """Seconds per stage (and for the cluster start) through the executor."""
-    start = time.perf_counter()
+def run_stages(source: Path, workdir: Path, workers: int) -> dict[str, Clock]:
+    """Wall and CPU per stage (and for the cluster start) through the executor."""
+    clocks = {}
+    with Clock() as clocks["cluster start"], Executor(ExecutorOptions(workers=workers)) as executor:
+        pass
     with Executor(ExecutorOptions(workers=workers)) as executor:
-        seconds = {"cluster start": time.perf_counter() - start}
         for name, settings, input_stage in STAGES:
             settings = {"source": str(source)} if name == "collect" else settings
             stage = build_stage(StageSpec(name, settings))
-            seconds[name] = executor.run_stage(stage, workdir, 4, input_stage).seconds
-    return seconds
+            with Clock() as clocks[name]:
+                executor.run_stage(stage, workdir, 4, input_stage)
+    return clocks
 
 
-def timed_pool(function: Callable, jobs: list, workers: int) -> float:
-    """Seconds to map ``function`` over ``jobs`` in ``workers`` fresh processes (start-up excluded)."""
+def timed_pool(function: Callable, jobs: list, workers: int) -> Clock:
+    """Wall and CPU to map ``function`` over ``jobs`` in ``workers`` processes (start-up excluded)."""
     with multiprocessing.get_context("fork").Pool(workers, initializer=_load_models) as pool:
         pool.map(_noop, range(workers))  # models loaded in every worker before the clock starts
-        start = time.perf_counter()
-        pool.map(function, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
-        return time.perf_counter() - start
+        with Clock() as clock:
+            pool.map(function, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+        return clock
 
 
 _MODELS: dict[str, object] = {}
@@ -118,7 +124,7 @@ def _embed(paths: list[Path]) -> int:
     return len(_MODELS["embedder"].compute_face_descriptor(chips))  # type: ignore[attr-defined]
 
 
-def faiss_floor(workdir: Path, workers: int) -> tuple[float, int]:
+def faiss_floor(workdir: Path, workers: int) -> Clock:
     """Seconds for the bare range search over describe's handcrafted vectors (dedup's main search)."""
     import faiss
 
@@ -126,11 +132,11 @@ def faiss_floor(workdir: Path, workers: int) -> tuple[float, int]:
     vectors = np.concatenate(
         [manifest.read_vectors(workdir, "describe", "handcrafted", s) for s in range(4)]
     ).astype(np.float32)
-    start = time.perf_counter()
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    index.range_search(vectors, 0.8)
-    return time.perf_counter() - start, len(vectors)
+    with Clock() as clock:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        index.range_search(vectors, 0.8)
+    return clock
 
 
 def crops_of(workdir: Path) -> list[Path]:
@@ -142,16 +148,16 @@ def crops_of(workdir: Path) -> list[Path]:
     return paths
 
 
-def train_seconds(source: Path, out: Path, threads: int) -> float:
-    """Seconds for one epoch of ``curate train`` (small backbone, 64x64, batch 64) on the folder."""
+def train_clock(source: Path, out: Path, threads: int) -> Clock:
+    """One epoch of ``curate train`` (small backbone, 64x64, batch 64) on the folder."""
     config = TrainConfig(images=source, out=out, epochs=1, threads=threads, progress=False, augment=False)
-    start = time.perf_counter()
-    train(config)
-    return time.perf_counter() - start
+    with Clock() as clock:
+        train(config)
+    return clock
 
 
-def torch_floor(n_images: int, n_classes: int, threads: int) -> float:
-    """Seconds for the same number of training steps with the bare network on random tensors."""
+def torch_floor(n_images: int, n_classes: int, threads: int) -> Clock:
+    """The same number of training steps with the bare network on random tensors."""
     import torch
 
     from curate.train.backbones import build_net
@@ -162,38 +168,37 @@ def torch_floor(n_images: int, n_classes: int, threads: int) -> float:
     batches = [
         (torch.randn(64, 3, 64, 64), torch.randint(0, n_classes, (64,))) for _ in range(-(-n_images // 64))
     ]
-    start = time.perf_counter()
-    for images, labels in batches:
-        loss = torch.nn.functional.cross_entropy(head(net(images)) * 32, labels)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return time.perf_counter() - start
+    with Clock() as clock:
+        for images, labels in batches:
+            loss = torch.nn.functional.cross_entropy(head(net(images)) * 32, labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return clock
 
 
-def measure(files: list[Path], source: Path, scratch: Path, workers: int) -> dict[str, tuple[float, float]]:
-    """Per stage: (stage seconds, floor seconds) with ``workers`` workers."""
+def measure(files: list[Path], source: Path, scratch: Path, workers: int) -> dict[str, tuple]:
+    """Per stage: (stage clock, floor clock or None) with ``workers`` workers."""
     workdir = scratch / f"work-{workers}"
     stages = run_stages(source, workdir, workers)
     crops = crops_of(workdir)
     chunks = [crops[k : k + 16] for k in range(0, len(crops), 16)]
-    faiss_s, _ = faiss_floor(workdir, workers)
     n_classes = len({f.parent.name for f in files})
     return {
-        "cluster start": (stages["cluster start"], 0.0),
+        "cluster start": (stages["cluster start"], None),
         "collect": (stages["collect"], timed_pool(_decode, files, workers)),
         "faces": (stages["faces"], timed_pool(_detect, files, workers)),
         "describe": (stages["describe"], timed_pool(_embed, chunks, workers)),
-        "dedup": (stages["dedup"], faiss_s),
+        "dedup": (stages["dedup"], faiss_floor(workdir, workers)),
         "train": (
-            train_seconds(source, scratch / f"train-{workers}", workers),
+            train_clock(source, scratch / f"train-{workers}", workers),
             torch_floor(len(files), n_classes, workers),
         ),
     }
 
 
 def main() -> None:
-    """Print one table: images/s of every stage and of its floor, on 1 and 2 workers."""
+    """Print one table: images/s and CPU seconds of every stage and of its floor, on 1 and 2 workers."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -201,25 +206,29 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         scratch = Path(tmp)
         files = cfp_subset(args.data, args.images, scratch / "images")
         n = len(files)
         results = {w: measure(files, scratch / "images", scratch, w) for w in args.workers}
-    print(
-        f"\n{n} CFP photos; images/s: stage through the executor / bare library floor / stage over floor time"
-    )
-    header = " | ".join(f"{w} worker{'s' if w > 1 else ''}: stage / floor / overhead" for w in args.workers)
+    print(f"\n{n} CFP photos, {os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    print("cells: stage images/s (wall), CPU s | floor images/s (wall), CPU s | stage CPU / floor CPU")
+    header = " | ".join(f"{w} worker{'s' if w > 1 else ''}: stage | floor | x floor" for w in args.workers)
     print(f"| stage | {header} |")
-    print("|---|" + "---|" * len(args.workers))
+    print("|---|" + "---|---|---|" * len(args.workers))
     for name in results[args.workers[0]]:
         cells = []
         for w in args.workers:
             stage, floor = results[w][name]
-            if name == "cluster start":
-                cells.append(f"{stage:.1f} s")
-            else:
-                cells.append(f"{n / stage:,.1f} / {n / floor:,.1f} / {stage / floor:.2f}x")
+            if floor is None:
+                cells += [f"{stage.wall:.1f} s, CPU {stage.cpu:.1f} s", "", ""]
+                continue
+            cells += [
+                f"{n / stage.wall:,.1f}/s, CPU {stage.cpu:.1f} s",
+                f"{n / floor.wall:,.1f}/s, CPU {floor.cpu:.1f} s",
+                f"{stage.cpu / max(floor.cpu, 1e-3):.2f}",
+            ]
         print(f"| {name} | {' | '.join(cells)} |")
 
 

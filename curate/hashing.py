@@ -91,7 +91,8 @@ def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:
 
 def _grey(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:
     """Grey versions resized with Lanczos (as imagehash does), stacked: (n, height, width) uint8."""
-    return np.stack([np.asarray(im.convert("L").resize(size, Image.Resampling.LANCZOS)) for im in images])
+    greys = (im if im.mode == "L" else im.convert("L") for im in images)
+    return np.stack([np.asarray(grey.resize(size, Image.Resampling.LANCZOS)) for grey in greys])
 
 
 def thumbnails(images: list[Image.Image]) -> np.ndarray:
@@ -101,12 +102,17 @@ def thumbnails(images: list[Image.Image]) -> np.ndarray:
     return _grey(images, (32, 32))
 
 
+def _phash_bits(grey32: np.ndarray) -> np.ndarray:
+    """pHash of (n, 32, 32) grey thumbnails: 2-D DCT, the 8x8 lowest frequencies above their median."""
+    low = (_PHASH_DCT @ grey32.astype(np.float64) @ _PHASH_DCT.T).reshape(len(grey32), -1)
+    return low > np.median(low, axis=1, keepdims=True)
+
+
 def hash_bits(images: list[Image.Image], kind: str) -> np.ndarray:
     """(n, 64) booleans of ``kind`` for each image, row-major over imagehash's 8x8 hash."""
     n = len(images)
-    if kind == "phash":  # 32x32 grey, 2-D DCT, the 8x8 lowest frequencies above their median
-        low = (_PHASH_DCT @ _grey(images, (32, 32)).astype(np.float64) @ _PHASH_DCT.T).reshape(n, -1)
-        return low > np.median(low, axis=1, keepdims=True)
+    if kind == "phash":
+        return _phash_bits(_grey(images, (32, 32)))
     if kind == "dhash":  # 9x8 grey, is each pixel brighter than its left neighbour
         grey = _grey(images, (9, 8))
         return (grey[:, :, 1:] > grey[:, :, :-1]).reshape(n, -1)
@@ -118,8 +124,34 @@ def hash_images(images: list[Image.Image], kind: str) -> tuple[list[str], list[i
     """Hash images: 16-digit hex strings (as imagehash writes them) and signed int64 packed codes."""
     if not images:
         return [], []
-    codes = np.packbits(hash_bits(images, kind), axis=1).view(">i8").reshape(-1).astype(np.int64)
+    return _packed(hash_bits(images, kind))
+
+
+def _packed(bits: np.ndarray) -> tuple[list[str], list[int]]:
+    codes = np.packbits(bits, axis=1).view(">i8").reshape(-1).astype(np.int64)
     return [format(code & 0xFFFFFFFFFFFFFFFF, "016x") for code in codes.tolist()], codes.tolist()
+
+
+def hashes_and_thumbnails(
+    images: list[Image.Image], kinds: Sequence[str], with_thumbnails: bool
+) -> tuple[dict[str, tuple[list[str], list[int]]], np.ndarray | None]:
+    """:func:`hash_images` for every kind and :func:`thumbnails`, each grey conversion done once per image.
+
+    The same values as calling them one by one (pHash reads the very 32x32 thumbnail that is stored).
+    """
+    greys = [im.convert("L") for im in images]
+    grey32 = _grey(greys, (32, 32)) if greys and ("phash" in kinds or with_thumbnails) else None
+    hashes = {}
+    for kind in kinds:
+        if not greys:
+            hashes[kind] = ([], [])
+        elif kind == "phash" and grey32 is not None:
+            hashes[kind] = _packed(_phash_bits(grey32))
+        else:
+            hashes[kind] = _packed(hash_bits(greys, kind))
+    if not with_thumbnails:
+        return hashes, None
+    return hashes, grey32 if grey32 is not None else np.zeros((0, 32, 32), dtype=np.uint8)
 
 
 def hex_to_code(hex_string: str) -> int:

@@ -14,10 +14,12 @@ from curate.hashing import (
     SQUARE_BYTES,
     describe_square,
     hash_images,
+    hashes_and_thumbnails,
     hex_to_code,
     shrink,
     square_bytes,
     square_from_bytes,
+    thumbnails,
 )
 
 REFERENCE = {"phash": imagehash.phash, "dhash": imagehash.dhash}
@@ -41,6 +43,16 @@ def test_numpy_hashes_equal_imagehash_on_cfp(data_dir: Path, kind: str) -> None:
         assert codes == [hex_to_code(h) for h in expected]
     # not a constant or degenerate hash: the photos differ
     assert len(set(hexes)) > 0.95 * len(photos)
+
+
+def test_batched_hashes_and_thumbnails_equal_one_by_one(data_dir: Path) -> None:
+    squares = [describe_square(shrink(load_rgb(p).image, 512)) for p in cfp_photos(data_dir, step=97)]
+    kinds = ["phash", "dhash", "ahash"]
+    hashes, thumbs = hashes_and_thumbnails(squares, kinds, with_thumbnails=True)
+    assert hashes == {kind: hash_images(squares, kind) for kind in kinds}
+    assert np.array_equal(thumbs, thumbnails(squares))
+    assert hashes_and_thumbnails(squares, ["dhash"], with_thumbnails=False)[1] is None
+    assert hashes_and_thumbnails([], kinds, with_thumbnails=True)[0]["phash"] == ([], [])
 
 
 def test_square_bytes_round_trip(data_dir: Path) -> None:

@@ -48,11 +48,10 @@ from curate.hashing import (
     SQUARE_SIDE,
     check_hash_names,
     describe_square,
-    hash_images,
+    hashes_and_thumbnails,
     resized,
     shrink,
     square_from_bytes,
-    thumbnails,
 )
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
@@ -164,12 +163,12 @@ class DescribeStage(ShardStage):
         vectors: dict[str, np.ndarray],
     ) -> None:
         """Hashes, thumbnails and embeddings of one batch, written into ``columns`` and ``vectors``."""
-        for kind in self.config.hashes:
-            hexes, codes = hash_images(smalls, kind)
+        hashes, thumbs = hashes_and_thumbnails(smalls, self.config.hashes, self.config.thumbnails)
+        for kind, (hexes, codes) in hashes.items():
             for row, hex_string, code in zip(batch_rows, hexes, codes, strict=True):
                 columns[kind][row], columns[f"{kind}_code"][row] = hex_string, code
-        if self.config.thumbnails:
-            vectors[THUMBNAILS][batch_rows] = thumbnails(smalls).reshape(len(batch_rows), -1)
+        if thumbs is not None:
+            vectors[THUMBNAILS][batch_rows] = thumbs.reshape(len(batch_rows), -1)
         for embedder in embedders:
             if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed square
                 arrays = [np.asarray(small) for small in smalls]
