@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import multiprocessing
+import resource
 import shutil
 import sys
 import time
@@ -97,12 +98,19 @@ def dedup_labels(described: dict[int, pa.Table], workdir: Path, settings: dict) 
 
 def run_curate(items: list[Item], workdir: Path, workers: int, shards: int, dedup: dict) -> dict:
     """collect + describe + dedup at default settings (``dedup`` overrides)."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu()
     described = describe_all(planned(items, shards), workdir, workers, {})
-    middle = time.perf_counter()
+    middle, cpu_middle = time.perf_counter(), _cpu()
     labels = dedup_labels(described, workdir, dedup)
     seconds = {"collect+describe": middle - start, "dedup": time.perf_counter() - middle}
+    seconds |= {"collect+describe CPU": cpu_middle - cpu_start, "dedup CPU": _cpu() - cpu_middle}
     return {"labels": labels, "seconds": seconds}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def run_imagededup(folder: Path, max_bits: int, workers: int) -> dict:
