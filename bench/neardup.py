@@ -139,7 +139,7 @@ def score(items: list[Item], predicted: dict) -> dict[str, float]:
     names = [item.path.name for item in items]
     planted = [item.group for item in items]
     merged = _merged_groups(items)
-    labels = [predicted[name] for name in names]
+    labels = [predicted.get(name, f"unlisted:{name}") for name in names]  # a file a tool skipped: alone
     predicted_pairs = _pairs_within(labels)
     true_pairs = _pairs_within(planted)
     hits = _pairs_within(labels, planted)

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import random
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -195,12 +196,17 @@ def _read_items(index: Path) -> list[Item]:
 
 
 def linked_folder(items: list[Item], folder: Path) -> Path:
-    """A flat folder of symlinks to ``items`` (for tools that take a folder), made once per size."""
-    done = folder / ".complete"
-    if not done.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        for item in items:
-            (folder / item.path.name).symlink_to(item.path.resolve())
-        done.touch()
+    """A flat folder of symlinks to ``items`` (for tools that take a folder), made once per size.
+
+    Built under a temporary name and renamed into place, so two runs never see a half-made folder.
+    """
+    if folder.is_dir():
+        return folder
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    for item in items:
+        (building / item.path.name).symlink_to(item.path.resolve())
+    try:
+        building.rename(folder)
+    except OSError:  # another run finished the same folder first
+        shutil.rmtree(building)
     return folder
