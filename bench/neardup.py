@@ -1,53 +1,63 @@
-"""Near-duplicate benchmark on real CFP photos: curate describe + dedup against imagededup's PHash / DHash.
+"""Near-duplicate benchmark at every size: curate against imagededup PHash and fastdup, on the same files.
 
-Whole identities of CFP (Sengupta et al., WACV 2016) are taken in a seeded order; every photo of an
-identity is an original, so the other photos of the same person (often from the same event) are the hard
-negatives. Each original gets 1-3 transformed copies (resize, low-quality JPEG, crop of a few percent,
-brightness/colour shift, text overlay, border, greyscale). A predicted pair is correct when both files come
-from the same original. Pairs are all pairs inside a predicted group (curate: a duplicate cluster; imagededup:
-its duplicate lists closed into connected components, and also its pairs as returned), compared with all pairs
-inside each planted group.
+The files (``bench/neardup_data.py``): real CFP photos (Sengupta et al., WACV 2016) with 1-3 planted copies
+each (resize, low-quality JPEG, crop, colour shift, caption, border, greyscale), then procedurally drawn
+people where CFP runs out (about 21,000 files); the other photos of each person are the hard negatives. A
+set is generated once under ``bench/out/neardup/`` and every size is a prefix of it.
 
-    python bench/neardup.py --images 10000 --data ../shared/data
-    python bench/neardup.py --images 10000 --sweep      # the threshold grid behind the defaults
+Each method runs in its own fresh process (imports included in its time) on the first N files; its peak
+memory is the largest sum of resident memory over its process tree, sampled every 0.2 s. A predicted pair
+is correct when both files come from the same original; pairs are all pairs inside a predicted group
+(curate: duplicate clusters, plus byte-identical files; imagededup: its lists closed into connected
+components, and its pairs as returned; fastdup: components of its similarity edges at a threshold, the best
+of several reported) against all pairs inside each planted group.
 
-Results and the machine they were measured on: ``bench/results/dedup.md``; method: ``docs/dedup.md``.
+    python bench/neardup.py --size 10000 50000 100000
+    python bench/neardup.py --size 10000 --methods curate --dedup '{"index": "ivf"}'
+    python bench/neardup.py --size 10000 --sweep      # the threshold grid behind the defaults
+
+curate: collect (read, sha256, safe decode, the describe square) + describe (from the squares) + dedup,
+default settings, 2 processes over 16 shards. imagededup: ``PHash().find_duplicates(image_dir,
+max_distance_threshold=10)`` with 2 encoding and 2 search workers. fastdup: ``bench/neardup_fastdup.py``
+in its own venv (``python3 -m venv /tmp/fastdup-venv && /tmp/fastdup-venv/bin/pip install fastdup``),
+2 threads.
+Results: ``bench/RESULTS.md`` and ``bench/results/dedup.md``; method: ``docs/dedup.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
+import json
 import logging
-import multiprocessing
-import random
+import os
 import resource
-import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from curate.config import build_config
-from curate.manifest import shard_of
-from curate.record import BASE_COLUMNS
+from neardup_data import TRANSFORMS, Item, build_set, linked_folder
+from neardup_methods import OUT, dedup_labels, describe_all, planned
+
 from curate.search import cluster_labels
-from curate.stage import local_context
-from curate.stages.dedup import DedupStage
-from curate.stages.describe import DescribeStage
 
 logger = logging.getLogger("bench.neardup")
 
-N_SHARDS = 8
+HERE = Path(__file__).resolve().parent
+FASTDUP_PYTHON = Path(os.environ.get("FASTDUP_PYTHON", "/tmp/fastdup-venv/bin/python"))
+RESULTS = OUT / "results.jsonl"  # every measured row, appended (``--table`` prints them all)
+FASTDUP_THRESHOLDS = (0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
+
 # CFP itself holds the same photo more than once (re-crops, colour edits, mirror images) and a few burst
 # frames. Pairs of CFP originals that a method links are not judged when they are listed here: labelled
 # by eye as the same photo or too close to call. Labelled: every within-identity pair among the first 250
@@ -95,229 +105,6 @@ UNJUDGED = """
     497/frontal/01~497/frontal/10
 """
 SAME_PHOTO = [tuple(pair.split("~")) for pair in UNJUDGED.split()]
-TRANSFORMS = ("resize", "jpeg", "crop", "colour", "text", "border", "grey")
-CAPTIONS = ("© stock photo", "celebrity news", "PHOTO: AP", "www.example.com", "EXCLUSIVE", "2016")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One benchmark file: which original it comes from (``group``) and how it was made."""
-
-    path: Path
-    group: int
-    identity: str
-    original: str  # the CFP photo it comes from, "<id>/<frontal|profile>/<NN>"
-    transform: str  # "original" or one of TRANSFORMS
-
-
-def _resize(image: Image.Image, rng: random.Random) -> Image.Image:
-    scale = rng.choice([rng.uniform(0.35, 0.8), rng.uniform(1.2, 2.0)])
-    size = (max(16, round(image.width * scale)), max(16, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BICUBIC)
-
-
-def _crop(image: Image.Image, rng: random.Random) -> Image.Image:
-    """Remove 2-6% of the width and of the height, split at random between the two sides."""
-    w, h = image.size
-    cut_w, cut_h = w * rng.uniform(0.02, 0.06), h * rng.uniform(0.02, 0.06)
-    left, top = round(cut_w * rng.random()), round(cut_h * rng.random())
-    return image.crop((left, top, left + round(w - cut_w), top + round(h - cut_h)))
-
-
-def _colour(image: Image.Image, rng: random.Random) -> Image.Image:
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.7, 1.3))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
-    image = ImageEnhance.Color(image).enhance(rng.uniform(0.5, 1.6))
-    gains = [rng.uniform(0.88, 1.12) for _ in range(3)]
-    channels = [
-        band.point(lambda v, g=g: min(255, round(v * g)))
-        for band, g in zip(image.split(), gains, strict=True)
-    ]
-    return Image.merge("RGB", channels)
-
-
-def _text(image: Image.Image, rng: random.Random) -> Image.Image:
-    image = image.copy()
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(8, round(image.height * rng.uniform(0.06, 0.1))))
-    caption = rng.choice(CAPTIONS)
-    x = round(image.width * rng.uniform(0.02, 0.3))
-    y = round(image.height * rng.choice([rng.uniform(0.02, 0.1), rng.uniform(0.82, 0.9)]))
-    colour = rng.choice([(255, 255, 255), (255, 255, 0), (0, 0, 0)])
-    draw.text((x, y), caption, fill=colour, font=font, stroke_width=1, stroke_fill=(40, 40, 40))
-    return image
-
-
-def _border(image: Image.Image, rng: random.Random) -> Image.Image:
-    width = max(2, round(min(image.size) * rng.uniform(0.03, 0.12)))
-    colour = rng.choice([(0, 0, 0), (255, 255, 255), (128, 128, 128), (30, 60, 120)])
-    return ImageOps.expand(image, border=width, fill=colour)
-
-
-def _grey(image: Image.Image, rng: random.Random) -> Image.Image:
-    return image.convert("L").convert("RGB")
-
-
-_MAKERS = {
-    "resize": _resize,
-    "crop": _crop,
-    "colour": _colour,
-    "text": _text,
-    "border": _border,
-    "grey": _grey,
-}
-
-
-def write_copy(image: Image.Image, transform: str, target: Path, rng: random.Random) -> None:
-    """Write ``image`` transformed by ``transform`` (JPEG quality 10-30 for "jpeg", else 92)."""
-    if transform == "jpeg":
-        image.save(target, "JPEG", quality=rng.randint(10, 30))
-    else:
-        _MAKERS[transform](image, rng).save(target, "JPEG", quality=92)
-
-
-def build(cfp: Path, out: Path, n_images: int, seed: int = 0) -> list[Item]:
-    """Write about ``n_images`` files (originals + copies) flat under ``out``; return what each one is."""
-    rng = random.Random(seed)
-    identities = sorted(p.name for p in (cfp / "Data" / "Images").iterdir() if p.is_dir())
-    rng.shuffle(identities)
-    out.mkdir(parents=True, exist_ok=True)
-    items: list[Item] = []
-    for identity in identities:
-        for photo in sorted((cfp / "Data" / "Images" / identity).glob("*/*.jpg")):
-            if len(items) >= n_images:
-                return items
-            group = items[-1].group + 1 if items else 0
-            original = out / f"{identity}_{photo.parent.name}_{photo.stem}.jpg"
-            shutil.copyfile(photo, original)
-            key = f"{identity}/{photo.parent.name}/{photo.stem}"
-            items.append(Item(original, group, identity, key, "original"))
-            image = Image.open(photo).convert("RGB")
-            for transform in rng.sample(TRANSFORMS, rng.randint(1, 3)):
-                if len(items) >= n_images:
-                    return items
-                target = out / f"{original.stem}_{transform}.jpg"
-                write_copy(image, transform, target, rng)
-                items.append(Item(target, group, identity, key, transform))
-    return items
-
-
-def manifest(items: list[Item], n_shards: int) -> dict[int, pa.Table]:
-    """The benchmark files as curate image records (one identity per CFP person), sharded."""
-    rows: dict[int, list[dict]] = {}
-    for item in items:
-        identity = f"cfp-{item.identity}"
-        rows.setdefault(shard_of(identity, n_shards), []).append(
-            {
-                "image_id": hashlib.sha256(item.path.read_bytes()).hexdigest(),
-                "identity_id": identity,
-                "identity_name": identity,
-                "source": item.path.name,
-                "path": str(item.path),
-                "status": "ok",
-                "reason": "",
-            }
-        )
-    schema = pa.schema(list(BASE_COLUMNS.items()))
-    return {shard: pa.Table.from_pylist(rows.get(shard, []), schema=schema) for shard in range(n_shards)}
-
-
-def _describe_shard(job: tuple[int, pa.Table, str, dict]) -> tuple[int, pa.Table]:
-    shard, table, workdir, settings = job
-    stage = DescribeStage(build_config(DescribeStage.Config, settings))
-    return shard, stage.run_shard(table, local_context(Path(workdir), "describe", shard, N_SHARDS))
-
-
-class Clock:
-    """Wall time and CPU time (this process and its finished children) of a block."""
-
-    def __enter__(self) -> Clock:
-        self.wall = time.perf_counter()
-        self.cpu = _cpu_seconds()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = _cpu_seconds() - self.cpu
-
-
-def _cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def describe_all(tables: dict[int, pa.Table], workdir: Path, workers: int) -> dict[int, pa.Table]:
-    """The describe stage over every shard, a process per worker."""
-    jobs = [(shard, table, str(workdir), {}) for shard, table in tables.items()]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return dict(pool.map(_describe_shard, jobs))
-
-
-def dedup_all(described: dict[int, pa.Table], workdir: Path, settings: dict) -> tuple[dict, int, int]:
-    """The dedup step; returns (file name -> group label, identity_conflict rows, needs_review rows)."""
-    stage = DedupStage(build_config(DedupStage.Config, settings))
-    result = stage.run_all(described, local_context(workdir, "dedup", None, N_SHARDS))
-    labels: dict[str, object] = {}
-    conflicts = reviews = 0
-    for table in result.values():
-        for row in table.select(["source", "dup_cluster", "status", "needs_review"]).to_pylist():
-            labels[row["source"]] = row["dup_cluster"] if row["dup_cluster"] is not None else row["source"]
-            conflicts += row["status"] == "identity_conflict"
-            reviews += bool(row["needs_review"])
-    return labels, conflicts, reviews
-
-
-def run_curate(tables: dict[int, pa.Table], workdir: Path, workers: int) -> tuple[dict, Clock, int, int]:
-    """describe then dedup with default settings, timed; labels, clock, conflict and review rows."""
-    with Clock() as clock:
-        labels, conflicts, reviews = dedup_all(describe_all(tables, workdir, workers), workdir, {})
-    return labels, clock, conflicts, reviews
-
-
-SWEEP = {
-    "min_cosine": (0.88, 0.90, 0.92, 0.94),
-    "max_hamming_bits": (2, 4, 6),
-    "min_aligned_ncc": (0.94, 0.95, 0.96, 0.97),
-}
-
-
-def sweep(items: list[Item], workdir: Path, workers: int) -> None:
-    """Calibration: describe once per half of the identities, then dedup over a grid of thresholds."""
-    identities = list(dict.fromkeys(item.identity for item in items))
-    halves = {"dev": set(identities[: len(identities) // 2]), "test": set(identities[len(identities) // 2 :])}
-    for name, members in halves.items():
-        part = [item for item in items if item.identity in members]
-        described = describe_all(manifest(part, N_SHARDS), workdir / name, workers)
-        print(f"\n{name}: {len(members)} identities, {len(part)} images")
-        print("min_cosine max_bits min_ncc  precision recall false conflicts reviews")
-        for values in itertools.product(*SWEEP.values()):
-            settings = dict(zip(SWEEP, values, strict=True))
-            labels, conflicts, reviews = dedup_all(described, workdir / name, settings)
-            figures = score(part, labels)
-            print(
-                f"{values[0]:10.2f} {values[1]:8d} {values[2]:7.2f} {figures['precision']:10.4f} "
-                f"{figures['recall']:6.4f} {figures['false_pairs']:5d} {conflicts:9d} {reviews:7d}"
-            )
-
-
-def run_imagededup(method: str, folder: Path, max_bits: int, workers: int) -> tuple[dict, set, Clock]:
-    """imagededup's PHash or DHash on the folder: (connected components, the pairs it returned, clock)."""
-    from imagededup.methods import DHash, PHash
-
-    with Clock() as clock:
-        hasher = {"PHash": PHash, "DHash": DHash}[method](verbose=False)
-        found = hasher.find_duplicates(
-            image_dir=str(folder),
-            max_distance_threshold=max_bits,
-            num_enc_workers=workers,
-            num_dist_workers=workers,
-        )
-    names = sorted(found)
-    position = {name: k for k, name in enumerate(names)}
-    pairs = {tuple(sorted((a, b))) for a, others in found.items() for b in others}
-    index = np.array([(position[a], position[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
-    groups = cluster_labels(len(names), index[:, 0], index[:, 1])
-    return {name: int(groups[k]) for k, name in enumerate(names)}, pairs, clock
 
 
 def score_pairs(items: list[Item], pairs: set[tuple[str, str]]) -> dict[str, float]:
@@ -352,7 +139,7 @@ def score(items: list[Item], predicted: dict) -> dict[str, float]:
     names = [item.path.name for item in items]
     planted = [item.group for item in items]
     merged = _merged_groups(items)
-    labels = [predicted[name] for name in names]
+    labels = [predicted.get(name, f"unlisted:{name}") for name in names]  # a file a tool skipped: alone
     predicted_pairs = _pairs_within(labels)
     true_pairs = _pairs_within(planted)
     hits = _pairs_within(labels, planted)
@@ -396,58 +183,221 @@ def false_pairs(items: list[Item], predicted: dict, limit: int) -> list[tuple[st
     return sorted(found)[:limit]
 
 
+def items_by_key(items: list[Item]) -> dict[str, Item]:
+    """The original item of each photo key."""
+    return {item.original: item for item in items if item.transform == "original"}
+
+
+SWEEP = {
+    "min_cosine": (0.88, 0.90, 0.92, 0.94),
+    "max_hamming_bits": (2, 4, 6),
+    "min_aligned_ncc": (0.94, 0.95, 0.96, 0.97),
+}
+
+
+def sweep(items: list[Item], workdir: Path, workers: int) -> None:
+    """Calibration: describe once per half of the identities, then dedup over a grid of thresholds."""
+    identities = list(dict.fromkeys(item.identity for item in items))
+    halves = {"dev": set(identities[: len(identities) // 2]), "test": set(identities[len(identities) // 2 :])}
+    for name, members in halves.items():
+        part = [item for item in items if item.identity in members]
+        described = describe_all(planned(part, 16), workdir / name, workers, {})
+        print(f"\n{name}: {len(members)} identities, {len(part)} images")
+        print("min_cosine max_bits min_ncc  precision recall false")
+        for values in itertools.product(*SWEEP.values()):
+            settings = dict(zip(SWEEP, values, strict=True))
+            figures = score(part, dedup_labels(described, workdir / name, settings))
+            print(
+                f"{values[0]:10.2f} {values[1]:8d} {values[2]:7.2f} {figures['precision']:10.4f} "
+                f"{figures['recall']:6.4f} {figures['false_pairs']:5d}"
+            )
+
+
+class TreeMemory:
+    """Samples the resident memory of a process and all its descendants; keeps the largest sum (MB)."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.every = every
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for process in [self.root, *self.root.children(recursive=True)]:
+                    total += process.memory_info().rss
+            except psutil.Error:
+                pass  # a worker ended between listing and reading
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self.every)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
+def run_child(command: list[str], log: Path) -> tuple[float, float, float]:
+    """Run one method's process: (wall s, CPU s of its process tree, peak tree memory MB), or raise."""
+    start, cpu = time.perf_counter(), _children_cpu()
+    with log.open("w") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        memory = TreeMemory(child.pid)
+        code = child.wait()
+    seconds, cpu, peak = time.perf_counter() - start, _children_cpu() - cpu, memory.stop()
+    if code != 0:
+        raise RuntimeError(f"{command[:3]} failed (exit {code}); see {log}")
+    return seconds, cpu, peak
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every finished descendant (a child's own workers roll up when it reaps them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fastdup_groups(items: list[Item], edges: list, threshold: float) -> dict[str, int]:
+    """Connected components of fastdup's edges at ``similarity >= threshold``; singletons for the rest."""
+    names = [item.path.name for item in items]
+    position = {name: k for k, name in enumerate(names)}
+    kept = [
+        (position[a], position[b]) for a, b, s in edges if s >= threshold and a in position and b in position
+    ]
+    pairs = np.array(kept, dtype=np.int64).reshape(-1, 2)
+    labels = cluster_labels(len(names), pairs[:, 0], pairs[:, 1])
+    return {name: int(labels[k]) for k, name in enumerate(names)}
+
+
+def measure(method: str, items: list[Item], args: argparse.Namespace, scratch: Path) -> list[tuple]:
+    """Run ``method`` at this size; rows of (name, figures, (wall s, CPU s, peak MB), output)."""
+    size, out = len(items), scratch / f"{method}-{len(items)}.json"
+    folder = linked_folder(items, OUT / f"seed{args.seed}-linked-{size}")
+    script = [
+        sys.executable,
+        str(HERE / "neardup_methods.py"),
+        method,
+        "--size",
+        str(size),
+        "--out",
+        str(out),
+    ]
+    common = ["--workers", str(args.workers), "--seed", str(args.seed), "--data", str(args.data)]
+    if method == "curate":
+        command = [*script, *common, "--dedup", json.dumps(args.dedup)]
+    elif method == "imagededup":
+        command = [*script, *common, "--folder", str(folder), "--imagededup-bits", str(args.imagededup_bits)]
+    else:
+        work = scratch / f"fastdup-{size}"
+        command = [str(FASTDUP_PYTHON), str(HERE / "neardup_fastdup.py"), str(folder), str(work), str(out)]
+        command.append(str(args.workers))
+    seconds, cpu, peak = run_child(command, scratch / f"{method}-{size}.log")
+    clock = (seconds, cpu, peak)
+    result = json.loads(out.read_text())
+    if method == "curate":
+        settings = "".join(f", {k}={v}" for k, v in args.dedup.items())
+        return [(f"curate collect+describe+dedup{settings}", score(items, result["labels"]), clock, result)]
+    if method == "imagededup":
+        name = f"imagededup PHash <= {args.imagededup_bits} bits"
+        pairs = {tuple(pair) for pair in result["pairs"]}
+        return [
+            (f"{name}, pairs", score_pairs(items, pairs), clock, result),
+            (f"{name}, groups", score(items, result["labels"]), clock, result),
+        ]
+    scored = [(t, score(items, fastdup_groups(items, result["edges"], t))) for t in FASTDUP_THRESHOLDS]
+    best, figures = max(scored, key=lambda tf: _f1(tf[1]))
+    return [(f"fastdup, components >= {best:.2f} (best of {len(scored)})", figures, clock, result)]
+
+
+def _f1(figures: dict[str, float]) -> float:
+    p, r = figures["precision"], figures["recall"]
+    return 2 * p * r / max(p + r, 1e-12)
+
+
+def report_curate(items: list[Item], labels: dict) -> None:
+    """Per transform, how many copies curate found with their original."""
+    originals = items_by_key(items)
+    for transform in TRANSFORMS:
+        copies = [item for item in items if item.transform == transform]
+        found = sum(labels[c.path.name] == labels[originals[c.original].path.name] for c in copies)
+        print(f"    {transform:7s} copies found with their original: {found}/{len(copies)}")
+
+
 def main() -> None:
-    """Build the benchmark, run curate and imagededup on it, print precision, recall and time."""
+    """Build (or reuse) the set, run every method at every size, print one table."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=2000, help="benchmark size (originals + copies)")
+    parser.add_argument("--size", "--images", type=int, nargs="+", default=[2000], help="files per run")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--workers", type=int, default=2, help="processes for curate and for imagededup")
+    parser.add_argument("--workers", type=int, default=2, help="processes (threads for fastdup) per method")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=["curate", "imagededup", "fastdup"])
+    parser.add_argument("--dedup", type=json.loads, default={}, help="curate dedup settings as JSON")
     parser.add_argument("--imagededup-bits", type=int, default=10, help="imagededup max_distance_threshold")
-    parser.add_argument("--skip-imagededup", action="store_true")
-    parser.add_argument("--show-false", type=int, default=0, help="list this many false original pairs")
+    parser.add_argument("--imagededup-max-size", type=int, default=None, help="skip imagededup above")
+    parser.add_argument("--fastdup-max-size", type=int, default=None, help="skip fastdup above")
     parser.add_argument("--sweep", action="store_true", help="calibrate: threshold grid on two halves")
+    parser.add_argument("--table", action="store_true", help="print every row measured so far and stop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="neardup-") as tmp:
-        folder, workdir = Path(tmp) / "images", Path(tmp) / "work"
-        items = build(args.data / "cfp", folder, args.images, args.seed)
-        groups = len({item.group for item in items})
-        print(f"{len(items)} images: {groups} CFP originals + {len(items) - groups} planted copies")
-        if args.sweep:
-            sweep(items, workdir, args.workers)
-            return
-        results = {}
-        labels, clock, conflicts, reviews = run_curate(manifest(items, N_SHARDS), workdir, args.workers)
-        results["curate describe+dedup"] = (score(items, labels), clock)
-        print(f"  curate: {conflicts} rows flagged identity_conflict (all false here), {reviews} for review")
-        originals = items_by_key(items)
-        for transform in TRANSFORMS:
-            copies = [item for item in items if item.transform == transform]
-            found = sum(labels[c.path.name] == labels[originals[c.original].path.name] for c in copies)
-            print(f"  {transform:7s} copies found with their original: {found}/{len(copies)}")
-        for pair in false_pairs(items, labels, args.show_false):
-            print("  false pair:", *pair)
-        if not args.skip_imagededup:
-            for method in ("PHash", "DHash"):
-                groups, pairs, clock = run_imagededup(method, folder, args.imagededup_bits, args.workers)
-                name = f"imagededup {method} <= {args.imagededup_bits} bits"
-                results[f"{name}, groups"] = (score(items, groups), clock)
-                results[f"{name}, pairs"] = (score_pairs(items, pairs), clock)
-    header = f"{'precision':>9s} {'strict':>7s} {'recall':>7s} {'false':>6s} {'wall s':>7s} {'cpu s':>7s}"
-    print(f"\n{'method':40s} {header}")
-    for name, (figures, clock) in results.items():
+    if args.table:
+        print_table([json.loads(line) for line in RESULTS.read_text().splitlines()])
+        return
+    items = build_set(args.data / "cfp", OUT, max(args.size), args.seed, args.workers)
+    if args.sweep:
+        with tempfile.TemporaryDirectory(prefix="neardup-sweep-", dir=OUT) as tmp:
+            sweep(items[: args.size[0]], Path(tmp), args.workers)
+        return
+    rows = []
+    for size in sorted(args.size):
+        part = items[:size]
+        real = sum(not item.identity.startswith("syn") for item in part)
+        groups = len({item.group for item in part})
+        print(f"\n{size} files: {groups} originals + {size - groups} planted copies; {real} from CFP photos")
+        for method in args.methods:
+            limit = {"imagededup": args.imagededup_max_size, "fastdup": args.fastdup_max_size}.get(method)
+            if limit and size > limit:
+                print(f"  {method} skipped above {limit} files")
+                continue
+            with tempfile.TemporaryDirectory(prefix="neardup-", dir=OUT) as tmp:
+                measured = measure(method, part, args, Path(tmp))
+            for name, figures, clock, result in measured:
+                row = {"size": size, "method": name, "figures": figures, "wall": clock[0], "cpu": clock[1]}
+                row.update(peak_mb=clock[2], seconds=result.get("seconds", {}), when=time.strftime("%FT%T"))
+                rows.append(row)
+                with RESULTS.open("a") as log:
+                    log.write(json.dumps(row) + "\n")
+                print(
+                    f"  {name}: {clock[0]:.1f} s, {clock[1]:.1f} CPU s, {clock[2]:,.0f} MB, precision "
+                    f"{figures['precision']:.4f}, recall {figures['recall']:.4f}, "
+                    f"{figures['false_pairs']} false pairs"
+                )
+                phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.get("seconds", {}).items())
+                print(f"    phases: {phases}" if phases else "", end="\n" if phases else "")
+            if method == "curate":
+                report_curate(part, measured[0][3]["labels"])
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """The results as one markdown table, with each row's speed-up over imagededup at the same size."""
+    peer = {row["size"]: row for row in rows if row["method"].startswith("imagededup")}
+    columns = "files | method | wall s | CPU s | peak MB | precision | strict | recall | false pairs"
+    print(f"\n| {columns} | x imagededup |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["size"], r["method"])):
+        f, other = row["figures"], peer.get(row["size"])
+        speed = f"{other['wall'] / row['wall']:.1f} (CPU {other['cpu'] / row['cpu']:.1f})" if other else ""
         print(
-            f"{name:40s} {figures['precision']:9.4f} {figures['precision_strict']:7.4f} "
-            f"{figures['recall']:7.4f} {figures['false_pairs']:6d} {clock.wall:7.1f} {clock.cpu:7.1f}"
+            f"| {row['size']:,} | {row['method']} | {row['wall']:.1f} | {row['cpu']:.1f} | "
+            f"{row['peak_mb']:,.0f} | {f['precision']:.4f} | {f['precision_strict']:.4f} | "
+            f"{f['recall']:.4f} | {f['false_pairs']:,} | {speed} |"
         )
-
-
-def items_by_key(items: list[Item]) -> dict[str, Item]:
-    """The original item of each CFP photo key."""
-    return {item.original: item for item in items if item.transform == "original"}
 
 
 if __name__ == "__main__":

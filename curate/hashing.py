@@ -11,7 +11,9 @@ number read as a two's-complement signed integer, so bit 63 (the sign bit) is ``
 takes (byte 0 holds bits 63..56); Hamming distance is the same in any bit order used consistently.
 
 Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy) so that
-a framed copy hashes like its original.
+a framed copy hashes like its original. :func:`describe_square` makes the one 64x64 RGB square the hashes,
+the thumbnails and the handcrafted embedder read; ``collect`` can store it (``squares``) so that
+``describe`` on collect's output need not decode the image a second time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ logger = logging.getLogger(__name__)
 HASH_KINDS = ("phash", "dhash", "ahash", "whash")
 HASH_BITS = 64
 
+SQUARE_SIDE = 64  # the describe square's side in pixels
+SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
+SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
+SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
+
 _BORDER_TOLERANCE = 12  # grey levels a frame pixel may differ from the frame colour (JPEG noise)
 _BORDER_INLIER_FRACTION = 0.95  # a line belongs to the frame when this share of its pixels match
 _BORDER_MAX_FRACTION = 0.25  # never trim more than this share of a side
@@ -45,6 +52,36 @@ def _dct_rows(size: int, keep: int) -> np.ndarray:
 _PHASH_DCT = _dct_rows(32, 8)
 
 
+def resized(image: Image.Image, side: int) -> Image.Image:
+    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept)."""
+    if image.size == (side, side):
+        return image
+    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Reduce ``image`` by the integer factor that brings its longer side to at most about ``max_side``."""
+    factor = max(image.size) // max_side if max_side else 0
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def describe_square(shrunk: Image.Image, *, trim: bool = True) -> Image.Image:
+    """The 64x64 RGB square describe works on: ``shrunk`` (already :func:`shrink`-ed), frame trimmed."""
+    return resized(trim_uniform_border(shrunk) if trim else shrunk, SQUARE_SIDE)
+
+
+def square_bytes(image: Image.Image, *, max_side: int = SQUARE_MAX_SIDE, trim: bool = True) -> bytes:
+    """:func:`describe_square` of a decoded RGB image as ``SQUARE_BYTES`` raw bytes (what collect stores)."""
+    return describe_square(shrink(image, max_side), trim=trim).tobytes()
+
+
+def square_from_bytes(data: bytes) -> Image.Image:
+    """The RGB square stored by :func:`square_bytes`."""
+    if len(data) != SQUARE_BYTES:
+        raise ValueError(f"a stored square has {SQUARE_BYTES} bytes, not {len(data)}")
+    return Image.frombytes("RGB", (SQUARE_SIDE, SQUARE_SIDE), data)
+
+
 def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:
     """Raise ConfigError unless every name is a known hash kind."""
     for name in names:
@@ -54,7 +91,8 @@ def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:
 
 def _grey(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:
     """Grey versions resized with Lanczos (as imagehash does), stacked: (n, height, width) uint8."""
-    return np.stack([np.asarray(im.convert("L").resize(size, Image.Resampling.LANCZOS)) for im in images])
+    greys = (im if im.mode == "L" else im.convert("L") for im in images)
+    return np.stack([np.asarray(grey.resize(size, Image.Resampling.LANCZOS)) for grey in greys])
 
 
 def thumbnails(images: list[Image.Image]) -> np.ndarray:
@@ -64,12 +102,17 @@ def thumbnails(images: list[Image.Image]) -> np.ndarray:
     return _grey(images, (32, 32))
 
 
+def _phash_bits(grey32: np.ndarray) -> np.ndarray:
+    """pHash of (n, 32, 32) grey thumbnails: 2-D DCT, the 8x8 lowest frequencies above their median."""
+    low = (_PHASH_DCT @ grey32.astype(np.float64) @ _PHASH_DCT.T).reshape(len(grey32), -1)
+    return low > np.median(low, axis=1, keepdims=True)
+
+
 def hash_bits(images: list[Image.Image], kind: str) -> np.ndarray:
     """(n, 64) booleans of ``kind`` for each image, row-major over imagehash's 8x8 hash."""
     n = len(images)
-    if kind == "phash":  # 32x32 grey, 2-D DCT, the 8x8 lowest frequencies above their median
-        low = (_PHASH_DCT @ _grey(images, (32, 32)).astype(np.float64) @ _PHASH_DCT.T).reshape(n, -1)
-        return low > np.median(low, axis=1, keepdims=True)
+    if kind == "phash":
+        return _phash_bits(_grey(images, (32, 32)))
     if kind == "dhash":  # 9x8 grey, is each pixel brighter than its left neighbour
         grey = _grey(images, (9, 8))
         return (grey[:, :, 1:] > grey[:, :, :-1]).reshape(n, -1)
@@ -81,8 +124,34 @@ def hash_images(images: list[Image.Image], kind: str) -> tuple[list[str], list[i
     """Hash images: 16-digit hex strings (as imagehash writes them) and signed int64 packed codes."""
     if not images:
         return [], []
-    codes = np.packbits(hash_bits(images, kind), axis=1).view(">i8").reshape(-1).astype(np.int64)
+    return _packed(hash_bits(images, kind))
+
+
+def _packed(bits: np.ndarray) -> tuple[list[str], list[int]]:
+    codes = np.packbits(bits, axis=1).view(">i8").reshape(-1).astype(np.int64)
     return [format(code & 0xFFFFFFFFFFFFFFFF, "016x") for code in codes.tolist()], codes.tolist()
+
+
+def hashes_and_thumbnails(
+    images: list[Image.Image], kinds: Sequence[str], with_thumbnails: bool
+) -> tuple[dict[str, tuple[list[str], list[int]]], np.ndarray | None]:
+    """:func:`hash_images` for every kind and :func:`thumbnails`, each grey conversion done once per image.
+
+    The same values as calling them one by one (pHash reads the very 32x32 thumbnail that is stored).
+    """
+    greys = [im.convert("L") for im in images]
+    grey32 = _grey(greys, (32, 32)) if greys and ("phash" in kinds or with_thumbnails) else None
+    hashes = {}
+    for kind in kinds:
+        if not greys:
+            hashes[kind] = ([], [])
+        elif kind == "phash" and grey32 is not None:
+            hashes[kind] = _packed(_phash_bits(grey32))
+        else:
+            hashes[kind] = _packed(hash_bits(greys, kind))
+    if not with_thumbnails:
+        return hashes, None
+    return hashes, grey32 if grey32 is not None else np.zeros((0, 32, 32), dtype=np.uint8)
 
 
 def hex_to_code(hex_string: str) -> int:

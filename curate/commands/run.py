@@ -102,6 +102,9 @@ def register(app: typer.Typer) -> None:
         case_sensitive_names: Annotated[
             bool, typer.Option(help="keep names differing only in case apart (default: they fold)")
         ] = False,
+        squares: Annotated[
+            bool, typer.Option(help="folders: also store describe's 64x64 squares (describe skips decoding)")
+        ] = False,
         overwrite: Annotated[bool, typer.Option(help="redo finished shards")] = False,
     ) -> None:
         """Collect images: a folder tree of identities, or a URL list (CSV/JSONL) to download."""
@@ -111,7 +114,8 @@ def register(app: typer.Typer) -> None:
             "case_sensitive_names": case_sensitive_names or None,
         }
         if source.is_dir():
-            result = run_stage_command(ctx, "collect", {**common, "names_file": names_file}, overwrite)
+            folder = {**common, "names_file": names_file, "squares": squares or None}
+            result = run_stage_command(ctx, "collect", folder, overwrite)
         else:
             settings = {
                 **common,

@@ -18,6 +18,13 @@ models) get the untrimmed crop resized to their input size, as the faces stage a
 the decoder's status, e.g. ``failed_decode``, and its reason), null for rows that were not ok on input.
 Images larger than ``max_side`` are shrunk by an integer box filter first, which costs little and changes
 the hashes of a large photo no more than resizing it does.
+
+Decode once: when the input has collect's ``square`` column (``curate collect --squares``), a row without
+a face crop is described from that stored 64x64 square instead of decoding its file again. The values are
+the very ones decoding would give (the same function made the square from the same decoded image), so
+this is used only when it cannot change them: ``max_side`` and ``trim_borders`` at their defaults (the
+settings collect made the squares with) and only the handcrafted embedder, which reads the square (a face
+model needs the whole image). Otherwise the file is decoded as usual.
 """
 
 from __future__ import annotations
@@ -34,7 +41,18 @@ from curate import record
 from curate.decode import load_rgb
 from curate.embedders import Embedder, get_embedder
 from curate.errors import ConfigError
-from curate.hashing import HASH_KINDS, check_hash_names, hash_images, thumbnails, trim_uniform_border
+from curate.hashing import (
+    HASH_KINDS,
+    SQUARE_COLUMN,
+    SQUARE_MAX_SIDE,
+    SQUARE_SIDE,
+    check_hash_names,
+    describe_square,
+    hashes_and_thumbnails,
+    resized,
+    shrink,
+    square_from_bytes,
+)
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
 
@@ -46,7 +64,7 @@ for _kind in HASH_KINDS:
     COLUMNS[f"{_kind}_code"] = pa.int64()  # the 64 hash bits as a signed integer
 
 DTYPES = ("float16", "float32")
-HASH_SIDE = 64  # hashes (and embedders that take this size) work on one 64x64 resample of the image
+HASH_SIDE = SQUARE_SIDE  # hashes (and embedders that take this size) work on one 64x64 resample
 THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 1024 per row)
 
 
@@ -59,7 +77,7 @@ class DescribeConfig:
     batch_size: int = 64  # images per embedder call
     dtype: str = "float32"  # storage type of the vectors: float16 halves the disk, cosines move < 1e-3
     trim_borders: bool = True  # remove a flat frame before describing (a framed copy then matches)
-    max_side: int = 512  # shrink larger images before describing (0 = never)
+    max_side: int = SQUARE_MAX_SIDE  # shrink larger images before describing (0 = never)
     thumbnails: bool = True  # store 32x32 grey thumbnails, which dedup uses to verify borderline pairs
 
     def validate(self) -> None:
@@ -77,19 +95,6 @@ class DescribeConfig:
             raise ConfigError("dtype", self.dtype, f"choose one of {list(DTYPES)}")
         if self.max_side != 0 and self.max_side < 64:
             raise ConfigError("max_side", self.max_side, "use 0 (never shrink) or at least 64 pixels")
-
-
-def resized(image: Image.Image, side: int) -> Image.Image:
-    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept)."""
-    if image.size == (side, side):
-        return image
-    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-
-
-def shrink(image: Image.Image, max_side: int) -> Image.Image:
-    """Reduce ``image`` by the integer factor that brings its longer side to at most about ``max_side``."""
-    factor = max(image.size) // max_side if max_side else 0
-    return image.reduce(factor) if factor >= 2 else image
 
 
 class DescribeStage(ShardStage):
@@ -115,6 +120,63 @@ class DescribeStage(ShardStage):
             return None, decoded.status, decoded.reason
         return shrink(decoded.image, self.config.max_side), Status.OK, ""
 
+    def stored_squares(self, table: pa.Table, sources: list[str | None]) -> list[bytes | None]:
+        """Per row, collect's stored square where it can stand in for decoding (see the module), else None."""
+        config: DescribeConfig = self.config
+        none: list[bytes | None] = [None] * table.num_rows
+        if SQUARE_COLUMN not in table.column_names:
+            return none
+        if (
+            config.max_side != SQUARE_MAX_SIDE
+            or not config.trim_borders
+            or set(config.embedders) - {"handcrafted"}
+        ):
+            logger.info(
+                "collect's squares not used (they need max_side %d, trim_borders on and only the handcrafted "
+                "embedder): decoding the files",
+                SQUARE_MAX_SIDE,
+            )
+            return none
+        paths = table.column("path").to_pylist()
+        squares = table.column(SQUARE_COLUMN).to_pylist()
+        # a row described from its face crop needs that crop decoded, not the whole image's square
+        return [sq if src == path else None for sq, src, path in zip(squares, sources, paths, strict=True)]
+
+    def square(
+        self, source: str | None, stored: bytes | None
+    ) -> tuple[Image.Image | None, Image.Image | None, Status, str]:
+        """(64x64 square, shrunk image or None when the stored square was used, status, reason)."""
+        if stored is not None:
+            return square_from_bytes(stored), None, Status.OK, ""
+        image, status, reason = self.read(source)
+        if image is None:
+            return None, None, status, reason
+        return describe_square(image, trim=self.config.trim_borders), image, Status.OK, ""
+
+    def describe_batch(
+        self,
+        batch_rows: list[int],
+        smalls: list[Image.Image],
+        images: list[Image.Image | None],
+        embedders: list[Embedder],
+        columns: dict[str, list[Any]],
+        vectors: dict[str, np.ndarray],
+    ) -> None:
+        """Hashes, thumbnails and embeddings of one batch, written into ``columns`` and ``vectors``."""
+        hashes, thumbs = hashes_and_thumbnails(smalls, self.config.hashes, self.config.thumbnails)
+        for kind, (hexes, codes) in hashes.items():
+            for row, hex_string, code in zip(batch_rows, hexes, codes, strict=True):
+                columns[kind][row], columns[f"{kind}_code"][row] = hex_string, code
+        if thumbs is not None:
+            vectors[THUMBNAILS][batch_rows] = thumbs.reshape(len(batch_rows), -1)
+        for embedder in embedders:
+            if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed square
+                arrays = [np.asarray(small) for small in smalls]
+            else:  # a face model: the crop as the faces stage aligned it (never a stored square)
+                side = embedder.input_size
+                arrays = [np.asarray(resized(image, side)) for image in images if image is not None]
+            vectors[embedder.name][batch_rows] = embedder.embed(arrays)
+
     def run_shard(self, table: pa.Table, ctx: StageContext) -> pa.Table:
         """Add hash columns and ``described``; write one vector array per embedder."""
         config: DescribeConfig = self.config
@@ -132,34 +194,22 @@ class DescribeStage(ShardStage):
             crops = table.column("crop_path").to_pylist()
             sources = [crop or path for crop, path in zip(crops, sources, strict=True)]
         rows = [i for i, ok in enumerate(record.ok_mask(table)) if ok]
+        squares = self.stored_squares(table, sources)
         failed: dict[Status, tuple[list[int], list[str]]] = {}
         for start in range(0, len(rows), config.batch_size):
             batch_rows, smalls, images = [], [], []
             for row in rows[start : start + config.batch_size]:
-                image, status, reason = self.read(sources[row])
-                columns["described"][row] = image is not None
-                if image is None:
+                small, image, status, reason = self.square(sources[row], squares[row])
+                columns["described"][row] = small is not None
+                if small is None:
                     failed.setdefault(status, ([], []))[0].append(row)
                     failed[status][1].append(reason)
                     continue
                 batch_rows.append(row)
-                trimmed = trim_uniform_border(image) if config.trim_borders else image
-                smalls.append(resized(trimmed, HASH_SIDE))
+                smalls.append(small)
                 images.append(image)
-            if not batch_rows:
-                continue
-            for kind in config.hashes:
-                hexes, codes = hash_images(smalls, kind)
-                for row, hex_string, code in zip(batch_rows, hexes, codes, strict=True):
-                    columns[kind][row], columns[f"{kind}_code"][row] = hex_string, code
-            if config.thumbnails:
-                vectors[THUMBNAILS][batch_rows] = thumbnails(smalls).reshape(len(batch_rows), -1)
-            for embedder in embedders:
-                if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed square
-                    arrays = [np.asarray(small) for small in smalls]
-                else:  # a face model: the crop as the faces stage aligned it
-                    arrays = [np.asarray(resized(image, embedder.input_size)) for image in images]
-                vectors[embedder.name][batch_rows] = embedder.embed(arrays)
+            if batch_rows:
+                self.describe_batch(batch_rows, smalls, images, embedders, columns, vectors)
         table = record.add_columns(table, columns, COLUMNS)
         for status, (failed_rows, reasons) in failed.items():
             table = record.set_status(table, failed_rows, status, reasons)

@@ -4,6 +4,8 @@
 folder, names that are not UTF-8, broken symlinks, symlinks leaving the tree, symlinked folders when
 ``follow_symlinks`` is off. ``run_shard`` reads each remaining file once (sha256 = ``image_id``), decodes it
 with :mod:`curate.decode` and marks byte-identical copies within one identity as ``exact_duplicate``.
+With ``squares`` on it also stores each ok image's describe square (:func:`curate.hashing.square_bytes`) in
+the ``square`` column, so ``describe`` on collect's output need not decode the image again.
 
 Decisions:
 - Files directly in ``source/`` get a row each (``unsafe_input``, "not inside an identity folder",
@@ -35,6 +37,7 @@ import pyarrow as pa
 from curate import manifest, record
 from curate.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
 from curate.errors import ConfigError
+from curate.hashing import SQUARE_COLUMN, square_bytes
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
 from curate.stage import ShardStage, StageContext
@@ -49,6 +52,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "n_frames": pa.int32(),  # frames in an animation; 1 for a still image
     "file_bytes": pa.int64(),  # size of the original bytes
     "search_rank": pa.int32(),  # position in a search engine's results; null for local folders
+    SQUARE_COLUMN: pa.binary(),  # with ``squares``: describe's 64x64 RGB square, raw bytes; null otherwise
 }
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -64,6 +68,7 @@ class IngestConfig:
     follow_symlinks: bool = False  # enter symlinked folders and read symlinks pointing out of the tree
     max_file_bytes: int = DEFAULT_MAX_BYTES  # larger files are unsafe_input, never read into memory
     case_sensitive_names: bool = False  # keep folders differing only in case apart (docs/collect.md)
+    squares: bool = False  # also store describe's 64x64 square per image, so describe need not decode again
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the key and the fix for a bad value."""
@@ -251,7 +256,14 @@ class IngestStage(ShardStage):
             for column in ("width", "height", "format", "mode", "n_frames"):
                 extra[column][i] = getattr(decoded, column)
             extra["file_bytes"][i] = len(read.data)
+            if self.config.squares and decoded.image is not None:
+                extra[SQUARE_COLUMN][i] = square_bytes(decoded.image)
         _mark_exact_duplicates(table, image_ids, statuses, reasons)
+        if self.config.squares:  # only rows that stay ok are described
+            extra[SQUARE_COLUMN] = [
+                sq if st == Status.OK.value else None
+                for sq, st in zip(extra[SQUARE_COLUMN], statuses, strict=True)
+            ]
         table = record.add_columns(
             table, {"image_id": image_ids, "status": statuses, "reason": reasons}, BASE_COLUMNS
         )

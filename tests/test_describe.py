@@ -1,0 +1,87 @@
+"""Decode once: describe from collect's stored squares gives exactly what decoding the files again gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageOps
+
+from curate import manifest
+from curate.stage import local_context
+from curate.stages.describe import THUMBNAILS, DescribeConfig, DescribeStage
+from curate.stages.ingest import IngestConfig, IngestStage
+
+DESCRIBED = ["status", "reason", "described", "phash", "phash_code", "dhash", "dhash_code"]
+
+
+def make_source(data_dir: Path, root: Path) -> Path:
+    """Two CFP people, with a framed copy, a transparent PNG, an exact copy and a corrupt file."""
+    source = root / "source"
+    for person in ("001", "002"):
+        folder = source / person
+        folder.mkdir(parents=True)
+        for photo in sorted((data_dir / "cfp" / "Data" / "Images" / person).glob("*/*.jpg"))[:5]:
+            shutil.copyfile(photo, folder / f"{photo.parent.name}_{photo.name}")
+    first = sorted((source / "001").iterdir())[0]
+    ImageOps.expand(Image.open(first), border=25, fill=(0, 0, 0)).save(source / "001" / "framed.jpg")
+    shutil.copyfile(first, source / "001" / "same_bytes.jpg")
+    Image.new("RGBA", (90, 70), (200, 30, 30, 128)).save(source / "002" / "alpha.png")
+    (source / "002" / "broken.jpg").write_bytes(first.read_bytes()[:400])
+    return source
+
+
+def collect(source: Path, workdir: Path, squares: bool) -> pa.Table:
+    stage = IngestStage(IngestConfig(source=source, squares=squares))
+    (table,) = stage.plan(workdir, 1).values()
+    result = stage.run_shard(table, local_context(workdir, "collect"))
+    path = manifest.shard_path(workdir, "collect", 0)
+    manifest.write_shard(result, path)
+    return manifest.read_shard(path)
+
+
+def describe(table: pa.Table, workdir: Path, **settings: object) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    ctx = local_context(workdir, "describe")
+    out = DescribeStage(DescribeConfig(**settings)).run_shard(table, ctx)
+    vectors = {name: ctx.read_vectors("describe", name) for name in ("handcrafted", THUMBNAILS)}
+    return out, vectors
+
+
+def test_describe_from_squares_equals_decoding_again(data_dir: Path, tmp_path: Path) -> None:
+    source = make_source(data_dir, tmp_path)
+    plain = collect(source, tmp_path / "plain", squares=False)
+    stored = collect(source, tmp_path / "squares", squares=True)
+    assert plain.column("square").null_count == plain.num_rows
+    statuses = stored.column("status").to_pylist()
+    assert statuses.count("ok") == 12 and "exact_duplicate" in statuses and "failed_decode" in statuses
+    squares = stored.column("square").to_pylist()
+    assert [sq is not None for sq in squares] == [s == "ok" for s in statuses]
+    assert plain.drop_columns(["square"]).equals(stored.drop_columns(["square"]))
+
+    before, before_vectors = describe(plain, tmp_path / "plain")
+    for path in source.rglob("*.*"):  # decode once: describe must not need the files any more
+        path.unlink()
+    after, after_vectors = describe(stored, tmp_path / "squares")
+    assert after.select(DESCRIBED).equals(before.select(DESCRIBED))
+    assert after.column("described").to_pylist().count(True) == 12
+    for name, array in before_vectors.items():
+        assert array.any(axis=1).sum() == 12
+        assert np.array_equal(after_vectors[name], array), name
+
+
+def test_squares_are_not_used_when_they_would_change_the_values(data_dir: Path, tmp_path: Path) -> None:
+    source = make_source(data_dir, tmp_path)
+    stored = collect(source, tmp_path, squares=True)
+    shutil.rmtree(source)
+    for settings in ({"trim_borders": False}, {"max_side": 256}):
+        out, _ = describe(stored, tmp_path, **settings)  # decodes the files, which are gone
+        assert out.column("described").to_pylist().count(True) == 0
+        assert out.column("status").to_pylist().count("failed_decode") == 13
+    first_ok = stored.column("status").to_pylist().index("ok")
+    crop_paths = [str(tmp_path / "gone.png") if row == first_ok else None for row in range(stored.num_rows)]
+    crops = stored.append_column("crop_path", pa.array(crop_paths, pa.string()))
+    out, _ = describe(crops, tmp_path)  # a row with a face crop reads the crop; the others use squares
+    described = out.column("described").to_pylist()
+    assert described.count(True) == 11 and described[first_ok] is False
