@@ -313,9 +313,7 @@ def negatives(args: argparse.Namespace) -> None:
     print(f"  dlib HOG upsample 1: {sum(bool(hog.detect(p)) for p in pictures)} with a false face")
     for threshold in (0.2, 0.3, 0.4, 0.5, 0.6):
         plain, padded = sum(s >= threshold for s in scores), sum(s >= threshold for s in retried)
-        print(
-            f"  CenterFace threshold {threshold}: {plain} with a false face, {padded} with the border retry"
-        )
+        print(f"  CenterFace threshold {threshold}: {plain} with a false face, {padded} with the retry")
 
 
 def main() -> None:

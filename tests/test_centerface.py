@@ -12,8 +12,7 @@ from PIL import Image
 from curate.config import build_config
 from curate.errors import ConfigError
 from curate.faces import FaceAligner, load_models, yaw_from_landmarks
-from curate.faces.centerface import CenterFace, providers, to_dlib_points
-from curate.faces.detect import CENTERFACE_THRESHOLD
+from curate.faces.centerface import THRESHOLD, CenterFace, providers, to_dlib_points
 from curate.stage import local_context
 from curate.stages.faces import FacesConfig, FacesStage
 
@@ -55,7 +54,7 @@ def test_centerface_finds_frontal_and_profile_faces_hog_misses(data_dir, centerf
                 found[pose][1] += bool(hog.detect(rgb))
                 for face in faces:
                     assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
-                    assert CENTERFACE_THRESHOLD <= face.score <= 1.0
+                    assert THRESHOLD <= face.score <= 1.0
     assert found["frontal"] == [10, 10]
     assert found["profile"][0] >= 19 and found["profile"][0] >= found["profile"][1] + 8
 
@@ -110,6 +109,17 @@ def test_centerface_yaw_separates_frontal_from_profile_and_flips_in_a_mirror(dat
     assert np.sign(mirror_yaw) == -np.sign(yaw) and abs(mirror_yaw) == pytest.approx(abs(yaw), abs=10)
 
 
+def test_half_size_retry_finds_a_face_too_large_for_the_network(data_dir, models, hog):
+    rgb = image(data_dir, "017", "frontal", 2)  # 453 x 380, the face fills the frame
+    network = models.detectors["centerface"]
+    assert network.detect(rgb, retry=False) == []
+    faces = FaceAligner("centerface", models=models).detect(rgb)
+    assert len(faces) == 1
+    reference = hog.best_face(hog.detect(rgb), rgb.shape).landmarks
+    error = np.linalg.norm(faces[0].landmarks - reference, axis=1).mean() / eye_distance(reference)
+    assert error < 0.15  # landmarks mapped back to the full-size image
+
+
 def test_landmark_map_follows_rotation_scale_and_shift():
     points = np.array([[40, 50], [80, 50], [60, 75], [45, 92], [75, 92]], dtype=np.float64)
     base = to_dlib_points(points)
@@ -128,7 +138,7 @@ def test_stage_with_centerface_on_cfp_and_one_session_per_worker(tmp_path, data_
     rows = stage.run_shard(table_for(paths), ctx).to_pylist()
     assert [row["status"] for row in rows] == ["ok", "ok"]
     assert abs(rows[0]["yaw_deg"]) < 20 and abs(rows[1]["yaw_deg"]) > 30
-    assert all(CENTERFACE_THRESHOLD <= row["det_score"] <= 1 and len(row["landmarks"]) == 10 for row in rows)
+    assert all(THRESHOLD <= row["det_score"] <= 1 and len(row["landmarks"]) == 10 for row in rows)
     other = FacesStage(build_config(FacesConfig, {"detector": "centerface", "crop_size": 112}))
     models = stage.aligner(ctx).models
     assert other.aligner(ctx).models is models  # the ONNX session is built once per worker process

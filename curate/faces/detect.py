@@ -39,10 +39,6 @@ DEFAULT_MAX_SIDE = 1024
 DEFAULT_RETRY_MAX_SIDE = 400
 """Longest side the retry pass sees: keeps the CNN detector at a few seconds per image on a CPU."""
 
-CENTERFACE_THRESHOLD = 0.4
-"""CenterFace heatmap peak (0-1) a face needs: on CFP 0.4 finds 99.6 % of all faces (with the border
-retry) and no false face on 500 pictures without one, where 0.3 finds one; see ``bench/results/faces.md``."""
-
 MIN_DETECT_SIDE = 16
 """Images whose shorter side is below this are not searched: no detector finds a face that small, and the
 CNN detector fails outright on images of a few pixels."""
@@ -200,7 +196,7 @@ class FaceAligner:
         if how.kind is DetectorKind.CENTERFACE:
             return [
                 (tuple(round(v / scale) for v in hit.box), hit.score, to_dlib_points(hit.points / scale))
-                for hit in detector.detect(image, CENTERFACE_THRESHOLD)
+                for hit in detector.detect(image)
             ]
         if how.kind is DetectorKind.HOG:
             rects, scores, _ = detector.run(image, how.upsample, 0.0)
