@@ -8,6 +8,7 @@ running the stage in at most ``--processes`` worker processes.
 
     python bench/faces.py speed --n 200
     python bench/faces.py --retry-detector cnn rates --processes 2
+    python bench/faces.py --detector centerface rates --processes 2
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def input_table(paths: list[Path]) -> pa.Table:
 def stage_settings(args: argparse.Namespace) -> dict:
     """The stage settings chosen on the command line."""
     return {
+        "detector": args.detector,
         "upsample": args.upsample,
         "max_side": args.max_side,
         "retry_detector": args.retry_detector,
@@ -150,6 +152,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--detector", choices=["hog", "cnn", "centerface"], default="hog")
     parser.add_argument("--upsample", type=int, default=1)
     parser.add_argument("--retry-detector", choices=["hog", "cnn"], default=None)
     parser.add_argument("--retry-upsample", type=int, default=0)

@@ -249,7 +249,7 @@ def test_keep_whole_if_no_face_gives_whole_image_crops_for_orl(tmp_path, data_di
     )
     missed = [not aligner.detect(rgb(p)) for p in paths]
     assert any(missed) and not all(missed)
-    kept = run_stage(tmp_path, table_for(paths), keep_whole_if_no_face=True).to_pylist()
+    kept = run_stage(tmp_path, table_for(paths), detector="hog", keep_whole_if_no_face=True).to_pylist()
     assert all(row["status"] == "ok" and row["crop_path"] for row in kept)
     assert [row["face_source"] == "whole_image" for row in kept] == missed
     for path, row, miss in zip(paths, kept, missed, strict=True):
@@ -258,7 +258,7 @@ def test_keep_whole_if_no_face_gives_whole_image_crops_for_orl(tmp_path, data_di
         if miss:
             assert np.array_equal(crop, whole_image_crop(rgb(path), 150))
             assert row["box_x0"] is None and row["yaw_deg"] is None and row["blur"] > 0
-    dropped = run_stage(tmp_path, table_for(paths)).to_pylist()
+    dropped = run_stage(tmp_path, table_for(paths), detector="hog").to_pylist()
     assert [row["status"] == "no_face" for row in dropped] == missed
 
 
@@ -305,7 +305,7 @@ def test_aligned_crop_or_whole_helper(data_dir, aligner):
         ("min_face_px", -3),
         ("max_side", 10),
         ("detector", "mtcnn"),
-        ("retry_detector", "hog"),
+        ("retry_detector", "centerface"),
         ("retry_max_side", 10),
     ],
 )

@@ -17,9 +17,12 @@ def register(app: typer.Typer) -> None:
     def faces(
         ctx: typer.Context,
         detector: Annotated[
-            DetectorKind | None, typer.Option(help="hog (fast) or cnn (more poses, slow on a CPU)")
+            DetectorKind | None,
+            typer.Option(help="centerface (default: frontal and profile), hog or cnn (dlib)"),
         ] = None,
-        upsample: Annotated[int | None, typer.Option(help="image doublings before detection (0-3)")] = None,
+        upsample: Annotated[
+            int | None, typer.Option(help="dlib: image doublings before detection (0-3)")
+        ] = None,
         retry_detector: Annotated[
             DetectorKind | None,
             typer.Option(help="on a miss, detect again with this one (cnn: more poses)"),

