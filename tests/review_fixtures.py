@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+from stage_helpers import seal_stage
 
-from curate import lineage, manifest
+from curate import manifest
 from curate.pipeline import WORKDIR_FILE
 from curate.record import BASE_COLUMNS, Status
 from curate.stages.dedup import COLUMNS as DEDUP_COLUMNS
@@ -70,13 +71,7 @@ def write_stage(workdir: Path, stage: str, rows: list[dict], n_shards: int = 2) 
         table = pa.table({c: pa.array([_value(r.get(c)) for r in own], type=t) for c, t in TYPES.items()})
         path = manifest.shard_path(workdir, stage, shard)
         manifest.write_shard(table, path)
-        facts = lineage.output_facts(workdir, stage, shard, path, table.num_rows)
-        lineage.write_marker(workdir, stage, shard, facts, config="test-fixture", inputs={})
-    digests = [lineage.check_shard(workdir, stage, s).marker["digest"] for s in range(n_shards)]
-    lineage.write_json_atomic(
-        lineage.success_path(workdir, stage),
-        {"stage": stage, "shards": n_shards, "rows": len(rows), "digest": lineage.digest_of(digests)},
-    )
+    seal_stage(workdir, stage, n_shards)
 
 
 def make_workdir(workdir: Path, data_dir: Path, identities: int = 3, per_identity: int = 12) -> list[dict]:

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pandas as pd
+from stage_helpers import seal_stage
 from typer.testing import CliRunner
 
 from curate import manifest
@@ -109,6 +110,7 @@ def test_reexport_is_idempotent_and_replaces_what_changed(curated_workdir: Path,
     table = manifest.read_shard(path)
     row = table.column("image_id").to_pylist().index(victim["image_id"])
     manifest.write_shard(set_status(table, [row], Status.REJECTED_REVIEW, "test"), path)
+    seal_stage(work, "dedup", 2)  # as a re-run of the stage would leave it
     _export(work, out, *args)
     again = pd.read_parquet(out / "manifest.parquet")
     assert len(again) == len(exported) - 1 and victim["image_id"] not in set(again["image_id"])
@@ -163,6 +165,7 @@ def test_export_refuses_a_foreign_folder_and_reads_review_first(
     (work / "review" / "_config.json").write_text(
         json.dumps({**config, "stage": "review", "input_stage": "dedup"})
     )
+    seal_stage(work, "review", len(manifest.list_shards(work, "review")))
     assert final_stage(work) == "review"
 
 
@@ -198,6 +201,7 @@ def test_card_reports_review_coverage_agreement_and_restored_rows(
         table = table.append_column("review_decision", pa.array(decisions, pa.string()))
         table = table.append_column("review_votes", pa.array(votes, pa.string()))
         manifest.write_shard(table, path)
+    seal_stage(work, "review", len(manifest.list_shards(work, "review")))
     assert decided == {"ok": 1, "low_score": 1}
     out = tmp_path / "out"
     _export(work, out)

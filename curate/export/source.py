@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate import manifest
+from curate import lineage, manifest
 from curate.errors import ConfigError, CurateError
-from curate.executor import finished_shards
 from curate.pipeline import WORKDIR_FILE
 from curate.record import Status
 
 logger = logging.getLogger(__name__)
 
 REVIEW_STAGE = "review"
-CANONICAL_ORDER = ("collect", "download", "exact", "faces", "select", "describe", "dedup", "rank", "review")
+CANONICAL_ORDER = ("download", *lineage.CANONICAL_ORDER, REVIEW_STAGE)
 """Tie-break between two leaf stages: the later one here wins."""
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
@@ -37,20 +36,29 @@ class ImageKind(StrEnum):
 
 
 def _stage_configs(workdir: Path) -> dict[str, dict]:
-    """Every finished image stage in ``workdir`` with its saved config."""
+    """Every image stage that ran in ``workdir`` with its saved config (finished or not)."""
     meta = workdir / WORKDIR_FILE
     if not meta.is_file():
         raise CurateError(f"{workdir} is not a curate workdir (no {WORKDIR_FILE}); give the right --workdir")
-    n_shards = int(json.loads(meta.read_text())["n_shards"])
     found = {}
     for saved in sorted(workdir.glob("*/_config.json")):
         config = json.loads(saved.read_text())
         stage = saved.parent.name
-        if len(finished_shards(workdir, stage, n_shards)) == n_shards and manifest.list_shards(
-            workdir, stage
-        ):
+        if manifest.list_shards(workdir, stage):
             found[stage] = config
     return found
+
+
+def _require_done(workdir: Path, stage: str) -> str:
+    """``stage`` when it is complete and current; else one line naming what is wrong and the fix."""
+    n_shards = int(json.loads((workdir / WORKDIR_FILE).read_text())["n_shards"])
+    state = lineage.stage_state(lineage.Checks(workdir, n_shards), stage)
+    if state.label != "done":
+        raise CurateError(
+            f"the final stage '{stage}' in {workdir} is {state.label} ({state.why()}); "
+            f"run '{stage}' again (see 'curate status') before exporting"
+        )
+    return stage
 
 
 def final_stage(workdir: Path) -> str:
@@ -60,7 +68,7 @@ def final_stage(workdir: Path) -> str:
     if not stages:
         raise CurateError(f"no finished stage in {workdir}; run the pipeline first")
     if REVIEW_STAGE in stages:
-        return REVIEW_STAGE
+        return _require_done(workdir, REVIEW_STAGE)
     read = {config.get("input_stage") for config in stages.values()}
     leaves = [stage for stage in stages if stage not in read]
 
@@ -68,7 +76,7 @@ def final_stage(workdir: Path) -> str:
         position = CANONICAL_ORDER.index(stage) if stage in CANONICAL_ORDER else -1
         return position, (workdir / stage / "_config.json").stat().st_mtime
 
-    return max(leaves or list(stages), key=order)
+    return _require_done(workdir, max(leaves or list(stages), key=order))
 
 
 def _extensions(rows: pd.DataFrame, kind: ImageKind) -> pd.Series:
