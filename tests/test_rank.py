@@ -22,6 +22,7 @@ from curate.embedders import get_embedder
 from curate.errors import ConfigError
 from curate.executor import marker_path
 from curate.faces.detect import FaceAligner
+from curate.faces.quality import yaw_from_landmarks
 from curate.rank.overlap import find_overlaps
 from curate.rank.scorers import ClusterScorer, normalise, robust_centre
 from curate.rank.selftrain import Identity, rank_identities
@@ -372,3 +373,62 @@ def test_tiny_identities_are_scored(scorer):
     assert [len(r.scores) for r in rankings[:2]] == [1, 2]
     assert all(np.all((r.scores >= 0) & (r.scores <= 1)) for r in rankings)
     assert rankings[0].ranks.tolist() == [1] and sorted(rankings[1].ranks.tolist()) == [1, 2]
+
+
+POSE_PEOPLE = ("002", "009", "012", "015", "016", "017")  # HOG finds 2-3 of each one's 4 profiles
+POSE_FILLERS = ("018", "019", "020")  # more identities (frontal images only), as negatives
+POSE_OUTSIDERS = ("001", "004", "006", "007")  # 3 frontal images each: the intruders
+
+
+@pytest.fixture(scope="session")
+def cfp_poses(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per CFP person: dlib vectors and yaw of up to 6 detected frontal faces and every detected profile."""
+    aligner = FaceAligner(detector="hog", upsample=1, max_side=400)
+    embedder = get_embedder("dlib")
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for person in POSE_PEOPLE + POSE_FILLERS + POSE_OUTSIDERS:
+        for pose, most in (("frontal", 6 if person not in POSE_OUTSIDERS else 3), ("profile", 4)):
+            if pose == "profile" and person not in POSE_PEOPLE:
+                continue
+            chips, yaw = [], []
+            for path in sorted((data_dir / "cfp" / "Data" / "Images" / person / pose).glob("*.jpg")):
+                rgb = np.asarray(Image.open(path).convert("RGB"))
+                face = aligner.best_face(aligner.detect(rgb), rgb.shape)
+                if face is not None and len(chips) < most:
+                    chips.append(aligner.align(rgb, face))
+                    yaw.append(yaw_from_landmarks(face.landmarks))
+            found[f"{person}/{pose}"] = {"vectors": embedder.embed(chips), "yaw": np.array(yaw)}
+    return found
+
+
+def test_cohort_scorer_keeps_real_profiles_and_drops_intruders(cfp_poses):
+    """Six CFP people with their frontal faces and the 12-13 profiles HOG finds, two intruders each (other
+    people's frontal faces): the cohort scorer keeps the profiles and drops every intruder, where the
+    previous default (classifier) drops profiles and keeps intruders."""
+    intruders = np.concatenate([cfp_poses[f"{p}/frontal"]["vectors"] for p in POSE_OUTSIDERS])
+    identities, truth, profile = [], [], []
+    for k, person in enumerate(POSE_PEOPLE + POSE_FILLERS):
+        frontal = cfp_poses[f"{person}/frontal"]
+        side = cfp_poses.get(f"{person}/profile", {"vectors": frontal["vectors"][:0], "yaw": np.empty(0)})
+        wrong = intruders[2 * k : 2 * k + 2] if person in POSE_PEOPLE else intruders[:0]
+        vectors = np.concatenate([frontal["vectors"], side["vectors"], wrong])
+        yaw = np.concatenate([frontal["yaw"], side["yaw"], np.zeros(len(wrong))])
+        identities.append(Identity(f"cfp-{person}", person, vectors, np.full(len(vectors), np.nan), yaw))
+        sizes = (len(frontal["yaw"]), len(side["yaw"]), len(wrong))
+        truth.append(np.repeat([True, True, False], sizes))
+        profile.append(np.repeat([False, True, False], sizes))
+    true, side_view = np.concatenate(truth), np.concatenate(profile)
+    all_yaw = np.concatenate([identity.yaw for identity in identities])
+    assert side_view.sum() >= 12 and (~true).sum() == 12 and np.abs(all_yaw[side_view]).mean() > 40
+    counts = {}
+    for scorer in ("cohort", "classifier"):
+        rankings, _ = rank_identities(identities, RankConfig(scorer=scorer, rounds=2))
+        kept = np.concatenate([r.kept for r in rankings])
+        counts[scorer] = (
+            int((kept & ~true).sum()),
+            int((kept & true & side_view).sum()),
+            int((~kept & true & ~side_view).sum()),
+        )
+    assert counts["cohort"][0] == 0 and counts["cohort"][1] >= side_view.sum() - 1, counts
+    assert counts["cohort"][2] <= 1, counts  # of 54 genuine frontal faces
+    assert counts["classifier"][0] > 0 and counts["classifier"][1] < counts["cohort"][1], counts

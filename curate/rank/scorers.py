@@ -24,14 +24,12 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit
 from sklearn.cluster import DBSCAN
 from sklearn.linear_model import LogisticRegression
-
-from curate.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +92,30 @@ class Scorer(ABC):
     """Scores one identity's images; see the module docstring for the contract."""
 
     name: ClassVar[str]
+    negatives_from_all: ClassVar[bool] = False  # False: later rounds draw negatives from kept images only
+
+    @classmethod
+    def from_config(cls, config: Any) -> Scorer:
+        """The scorer set up from the rank stage's config (most scorers have no settings of their own)."""
+        del config
+        return cls()
 
     @abstractmethod
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per row of ``vectors`` (n, d), a float32 score in [0, 1].
 
         ``positives`` are row indices into ``vectors`` (at least one); ``negatives`` (m, d), m >= 1, are
-        other identities' embeddings; ``rng`` is the only source of randomness.
+        other identities' embeddings; ``rng`` is the only source of randomness. ``yaw`` and
+        ``negative_yaw`` (degrees, NaN where unknown) are the head poses the faces stage measured; scorers
+        that do not use pose ignore them.
         """
 
 
@@ -119,9 +132,15 @@ class ClassifierScorer(Scorer):
         return model.fit(x, y)
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         folds = min(FOLDS, len(positives))
         if folds < 2:  # a single positive cannot be held out: score everything with one model
             return self._fit(vectors[positives], negatives).predict_proba(vectors)[:, 1].astype(np.float32)
@@ -142,9 +161,15 @@ class CentreScorer(Scorer):
     name = "centre"
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         centre = robust_centre(vectors[positives])
         similarity = vectors @ centre
         slope, intercept = platt(similarity[positives], negatives @ centre)
@@ -182,9 +207,15 @@ class ClusterScorer(Scorer):
         return np.flatnonzero(labels == -max(votes)[2])
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         cluster = self.dominant_cluster(vectors, positives, negatives)
         similarity = vectors @ vectors[cluster].T
         if len(cluster) > 1:  # a member's similarity to itself says nothing
@@ -194,13 +225,3 @@ class ClusterScorer(Scorer):
         negative_raw = np.sort(negatives @ vectors[cluster].T, axis=1)[:, -neighbours:].mean(axis=1)
         slope, intercept = platt(raw[cluster], negative_raw)
         return expit(slope * raw + intercept).astype(np.float32)
-
-
-SCORERS: dict[str, type[Scorer]] = {cls.name: cls for cls in (ClassifierScorer, CentreScorer, ClusterScorer)}
-
-
-def get_scorer(name: str) -> Scorer:
-    """The scorer registered under ``name`` ("classifier", "centre" or "cluster")."""
-    if name not in SCORERS:
-        raise ConfigError("scorer", name, f"choose one of: {', '.join(SCORERS)}")
-    return SCORERS[name]()

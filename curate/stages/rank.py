@@ -52,6 +52,7 @@ class ScorerName(str, Enum):
     CLASSIFIER = "classifier"
     CENTRE = "centre"
     CLUSTER = "cluster"
+    COHORT = "cohort"
 
 
 @dataclass
@@ -68,6 +69,9 @@ class RankConfig:
     rounds: int = 2  # self-training rounds (1 = no retraining)
     overlap_min_cosine: float = 0.97  # centres more similar than this may be one person (tuned for dlib)
     min_purity: float = 0.9  # identities estimated less pure than this go to review
+    false_accept: float | None = (
+        None  # cohort scorer: share of strangers admitted (None = embedder's calibration)
+    )
     seed: int = 0
 
     def validate(self) -> None:
@@ -94,6 +98,8 @@ class RankConfig:
                 self.overlap_min_cosine,
                 "use a cosine similarity from -1 to 1 (e.g. 0.97)",
             )
+        if self.false_accept is not None and not 0.0 < self.false_accept < 0.5:
+            raise ConfigError("false_accept", self.false_accept, "use a share between 0 and 0.5, e.g. 0.005")
         if self.seed < 0:
             raise ConfigError("seed", self.seed, "use a non-negative whole number")
 
@@ -141,12 +147,20 @@ def _gather(
     for identity_id in sorted(grouped):
         location = grouped[identity_id]
         table = tables[location.shard]
-        ranks = table.column("search_rank").to_pylist() if "search_rank" in table.column_names else None
-        search = [np.nan if ranks is None or ranks[r] is None else float(ranks[r]) for r in location.rows]
+        search = _floats(table, "search_rank", location.rows)
         vectors_of = normalise(vectors[location.shard][location.rows])
-        identities.append(Identity(identity_id, names[identity_id], vectors_of, np.array(search)))
+        yaw = _floats(table, "yaw_deg", location.rows)
+        identities.append(Identity(identity_id, names[identity_id], vectors_of, search, yaw))
         locations.append(location)
     return identities, locations
+
+
+def _floats(table: pa.Table, column: str, rows: list[int]) -> np.ndarray:
+    """A numeric column's values at ``rows`` as float64, NaN where null or when the column is absent."""
+    if column not in table.column_names:
+        return np.full(len(rows), np.nan)
+    values = table.column(column).to_pylist()
+    return np.array([np.nan if values[r] is None else float(values[r]) for r in rows], dtype=np.float64)
 
 
 class RankStage(GlobalStage):
