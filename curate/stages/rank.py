@@ -2,7 +2,8 @@
 
 A whole-data-set step (negatives come from other identities, which live in other shards). For the ok rows:
 
-1. read the descriptors the ``describe`` stage stored (``embedder`` names which vectors);
+1. read the descriptors the ``describe`` stage stored (``embedder`` names which vectors), and the head yaw
+   the faces stage measured (``yaw_deg``, when the column exists; the ``cohort`` scorer uses it);
 2. run the self-training rounds (:mod:`curate.rank.selftrain`) with the configured scorer: round 1 trains
    on the top ``positives`` images by ``search_rank`` (or nearest the robust centre when there is none),
    later rounds on what the previous round kept;
@@ -61,7 +62,7 @@ class RankConfig:
 
     embedder: str = "dlib"  # name of the vectors the descriptor stage wrote
     descriptor_stage: str = "describe"
-    scorer: ScorerName = ScorerName.CLASSIFIER
+    scorer: ScorerName = ScorerName.COHORT  # keeps hard positives (profiles) at higher purity; rank.md
     positives: int = 50  # round-1 positives per identity (VGG-Face: top 50 search results)
     negatives_per_identity: int = 1000  # other identities' images sampled as negatives
     keep: int = 1000  # at most this many images per identity
@@ -69,9 +70,8 @@ class RankConfig:
     rounds: int = 2  # self-training rounds (1 = no retraining)
     overlap_min_cosine: float = 0.97  # centres more similar than this may be one person (tuned for dlib)
     min_purity: float = 0.9  # identities estimated less pure than this go to review
-    false_accept: float | None = (
-        None  # cohort scorer: share of strangers admitted (None = embedder's calibration)
-    )
+    false_accept: float | None = None  # cohort scorer: share of strangers admitted (None = calibrated)
+    profile_false_accept: float | None = None  # the same for faces turned >= 35 degrees (None = calibrated)
     seed: int = 0
 
     def validate(self) -> None:
@@ -98,8 +98,10 @@ class RankConfig:
                 self.overlap_min_cosine,
                 "use a cosine similarity from -1 to 1 (e.g. 0.97)",
             )
-        if self.false_accept is not None and not 0.0 < self.false_accept < 0.5:
-            raise ConfigError("false_accept", self.false_accept, "use a share between 0 and 0.5, e.g. 0.005")
+        for key in ("false_accept", "profile_false_accept"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 < value < 0.5:
+                raise ConfigError(key, value, "use a share of strangers between 0 and 0.5, e.g. 0.002")
         if self.seed < 0:
             raise ConfigError("seed", self.seed, "use a non-negative whole number")
 
