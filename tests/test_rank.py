@@ -474,7 +474,9 @@ def test_cohort_rates_come_from_the_config_else_the_embedders_calibration():
     assert rates_for("some-model", 0.01, None) == (0.01, DEFAULT_RATES[1])
     scorer = get_scorer("cohort", RankConfig(embedder="dlib", profile_false_accept=0.1))
     assert (scorer.false_accept, scorer.profile_false_accept) == (CALIBRATED_RATES["dlib"][0], 0.1)
-    assert RankConfig().scorer == ScorerName.COHORT
+    assert RankConfig().scorer == ScorerName.AUTO
+    assert isinstance(get_scorer("auto", RankConfig(embedder="dlib")), CohortScorer)
+    assert get_scorer("auto", RankConfig(embedder="my-model")).name == "classifier"
 
 
 def test_cohort_profile_rate_admits_a_turned_face_a_frontal_one_is_refused():

@@ -54,6 +54,7 @@ class ScorerName(str, Enum):
     CENTRE = "centre"
     CLUSTER = "cluster"
     COHORT = "cohort"
+    AUTO = "auto"  # cohort for embedders with a calibration (dlib), classifier for the rest
 
 
 @dataclass
@@ -62,7 +63,7 @@ class RankConfig:
 
     embedder: str = "dlib"  # name of the vectors the descriptor stage wrote
     descriptor_stage: str = "describe"
-    scorer: ScorerName = ScorerName.COHORT  # keeps hard positives (profiles) at higher purity; rank.md
+    scorer: ScorerName = ScorerName.AUTO  # cohort where calibrated: keeps hard positives; see rank.md
     positives: int = 50  # round-1 positives per identity (VGG-Face: top 50 search results)
     negatives_per_identity: int = 1000  # other identities' images sampled as negatives
     keep: int = 1000  # at most this many images per identity
