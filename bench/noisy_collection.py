@@ -8,12 +8,20 @@ the identities.
 Two collection identities are planted under two names each (their images split in half) to check overlap
 flagging. Images where the detector finds no face stay in the manifest as ``no_face`` rows.
 
-Faces are found and aligned by ``curate.faces.detect.FaceAligner`` (HOG, 5-point landmarks, 150x150 chips,
-0.25 padding; images shrunk to 400 px for detection, as CFP images are loose face crops) and embedded
-with ``curate.embedders``; landmarks and embeddings are cached in ``bench/out/`` so reruns are fast. Each
-collection goes through the real ``rank`` stage (Arrow tables, ``.npy`` vectors, ``run_all``).
+Faces are found by ``curate.faces.detect.FaceAligner`` (HOG, 5-point landmarks; landmarks cached in
+``bench/out/cfp_faces.npz``), which also gives each face's yaw (``yaw_deg``, as the faces stage writes it).
+Embeddings come from the evaluation cache of ``curate evaluate`` / ``bench/train_cfp.py``
+(``--cache``, default ``runs/bench_cfp/cache``: the faces stage's aligner, identical to the one above on
+CFP's small images), so the slow dlib pass runs once for both benches. Each collection goes through the
+real ``rank`` stage (Arrow tables, ``.npy`` vectors, ``run_all``).
 
-Run: ``/work/venv/bin/python bench/noisy_collection.py [--identities 200] [--rounds 3]``
+Calibration and report halves: the collection identities are split in two by a hash of their name. The
+``cohort`` scorer's ``false_accept`` is chosen on the *calibration* half only (the largest value on
+``--grid`` whose kept purity there is at least ``--target-purity`` at 20% intruders); every figure printed
+for the *report* half comes from identities never looked at while choosing. Profiles (CFP's ``profile``
+folder) are counted separately.
+
+Run: ``nice python bench/noisy_collection.py [--pool 250] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from curate.embedders import get_embedder
+from curate.evaluate.run import embed_images
 from curate.faces.detect import DetectedFace, FaceAligner
+from curate.faces.quality import yaw_from_landmarks
 from curate.manifest import shard_of, vectors_path, write_vectors
 from curate.names import identity_id
 from curate.record import BASE_COLUMNS, Status
@@ -48,13 +58,15 @@ SHARDS = 4
 NON_FACES = 20  # crops of the two sample photos, spread over the collection
 PLANTED_SPLITS = 2  # collection identities put under two names each
 OUTSIDER_SHARE = 0.25  # share of sampled CFP identities used only as intruders
-RATES = (0.0, 0.1, 0.2, 0.4)
+RATES = (0.0, 0.2, 0.4)
+SECOND = " (second name)"
+CALIBRATION_RATE = 0.2  # intruder share at which false_accept is calibrated
 
 
-def cfp_people(n_identities: int, seed: int) -> dict[str, list[str]]:
-    """A seeded sample of CFP identities: name -> image paths (frontal and profile)."""
+def cfp_people(n_identities: int, seed: int, pool: int = 500) -> dict[str, list[str]]:
+    """A seeded sample of CFP identities among the first ``pool``: name -> image paths (frontal, profile)."""
     names = (CFP / "list_name.txt").read_text().splitlines()
-    chosen = sorted(np.random.default_rng(seed).choice(len(names), size=n_identities, replace=False))
+    chosen = sorted(np.random.default_rng(seed).choice(pool, size=n_identities, replace=False))
     images = CFP / "Images"
     return {
         names[i].strip(): sorted(
@@ -90,9 +102,10 @@ def _load(path: str) -> np.ndarray:
 
 
 class CfpFaces:
-    """Landmarks (cached) and embeddings (cached per embedder) of CFP images."""
+    """Landmarks and yaw (cached) and embeddings (from the evaluation cache) of CFP images."""
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], cache: Path) -> None:
+        self.cache = cache
         self.aligner = FaceAligner(
             detector="hog", upsample=1, crop_size=150, padding=0.25, max_side=DETECT_SIDE
         )
@@ -114,15 +127,19 @@ class CfpFaces:
         face = DetectedFace(tuple(int(v) for v in record[:4]), 0.0, record[4:].reshape(5, 2))  # type: ignore[arg-type]
         return self.aligner.align(_load(path), face)
 
+    def yaw(self, path: str) -> float:
+        """The face's yaw in degrees, from its landmarks (NaN without a face)."""
+        record = self.records[path]
+        return float("nan") if np.isnan(record[0]) else yaw_from_landmarks(record[4:].reshape(5, 2))
+
     def embed(self, embedder_name: str) -> dict[str, np.ndarray]:
-        """Embeddings of every image with a face, from the cache or computed."""
-        embedder = get_embedder(embedder_name)
-        return cached(
-            OUT / f"cfp_{embedder_name}.npz",
-            self.with_face,
-            lambda batch: embedder.embed([self.chip(p) for p in batch]),
-            f"{embedder_name} embeddings",
-        )
+        """Embeddings of every image with a face whose evaluation crop is that detected face."""
+        found = embed_images([CFP / "Images" / p for p in self.with_face], embedder_name, self.cache)
+        return {
+            path: vector
+            for path, vector, source in zip(self.with_face, found.vectors, found.source, strict=True)
+            if source == "detected"
+        }
 
 
 def non_face_chips(count: int, seed: int) -> list[np.ndarray]:
@@ -146,7 +163,10 @@ def build_collection(
     rate: float,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """Rows of a noisy collection: name, true person ("" for non-faces), source, vector (None = no face)."""
+    """Rows of a noisy collection: name, true person ("" for non-faces), source, vector (None = no face).
+
+    A row's ``source`` is the CFP image path (``<id>/<frontal|profile>/<n>.jpg``) or ``non-face-<i>``.
+    """
     rng = np.random.default_rng(seed)
     order = rng.permutation(sorted(people))
     outsiders = order[: round(OUTSIDER_SHARE * len(order))]
@@ -181,7 +201,7 @@ def build_collection(
 
 
 def run_rank(
-    rows: list[dict[str, Any]], workdir: Path, embedder: str, config: RankConfig
+    rows: list[dict[str, Any]], workdir: Path, embedder: str, config: RankConfig, yaw: dict[str, float]
 ) -> tuple[pa.Table, dict]:
     """Write the rows as shards + vectors, run the rank stage on them; the concatenated output and stats."""
     dim = next(row["vector"] for row in rows if row["vector"] is not None).shape[0]
@@ -202,6 +222,9 @@ def run_rank(
             "reason": ["" if row["vector"] is not None else "no face found" for row in members],
         }
         table = pa.table({k: pa.array(v, type=BASE_COLUMNS[k]) for k, v in columns.items()})
+        table = table.append_column(
+            "yaw_deg", pa.array([yaw.get(r["source"]) for r in members], pa.float32())
+        )
         tables[shard] = table.append_column(
             "person", pa.array([row["person"] for row in members], pa.string())
         )
@@ -214,10 +237,22 @@ def run_rank(
     return pa.concat_tables([outputs[s] for s in sorted(outputs)]), ctx.stats
 
 
-def round_figures(table: pa.Table, rounds: int) -> list[dict[str, float]]:
-    """Per round: purity of the kept set, share of true images kept, share of wrong images removed."""
-    rows = [r for r in table.to_pylist() if r["rank_history"] is not None]
-    true = np.array([r["person"] == r["identity_name"].removesuffix(" (second name)") for r in rows])
+def calibration_half(name: str) -> bool:
+    """Whether an identity belongs to the calibration half (a stable hash of its name, planted aliases
+    with the person they split)."""
+    return hashlib.sha256(name.removesuffix(SECOND).encode()).digest()[0] % 2 == 0
+
+
+def round_figures(table: pa.Table, rounds: int, calibration: bool) -> list[dict[str, float]]:
+    """Per round, on one half's identities: purity of the kept set; genuine, frontal and profile images
+    kept; wrong images (intruders, non-faces) removed."""
+    rows = [
+        r
+        for r in table.to_pylist()
+        if r["rank_history"] is not None and calibration_half(r["identity_name"]) == calibration
+    ]
+    true = np.array([r["person"] == r["identity_name"].removesuffix(SECOND) for r in rows])
+    profile = np.array(["/profile/" in r["source"] for r in rows])
     figures = []
     for k in range(rounds):
         kept = np.array([r["rank_history"][min(k, len(r["rank_history"]) - 1)] for r in rows])
@@ -226,13 +261,14 @@ def round_figures(table: pa.Table, rounds: int) -> list[dict[str, float]]:
                 "untouched": true.mean(),
                 "purity": (kept & true).sum() / max(1, kept.sum()),
                 "true_kept": (kept & true).sum() / true.sum(),
+                "frontal_kept": (kept & true & ~profile).sum() / max(1, (true & ~profile).sum()),
+                "profile_kept": (kept & true & profile).sum() / max(1, (true & profile).sum()),
+                "profiles": int((true & profile).sum()),
                 "removed": (~kept & ~true).sum() / max(1, (~true).sum()),
+                "wrong_kept": int((kept & ~true).sum()),
             }
         )
     return figures
-
-
-SECOND = " (second name)"
 
 
 def identity_figures(table: pa.Table) -> dict[str, float]:
@@ -278,21 +314,82 @@ def overlap_figures(rows: list[dict[str, Any]], table: pa.Table, stats: dict[str
     }
 
 
+def scorer_config(
+    spec: str, embedder: str, args: argparse.Namespace, rates: tuple[float, float] | None
+) -> RankConfig:
+    """The rank config for a scorer spec (``cohort-noyaw``: the cohort scorer without the yaw column)
+    with the cohort scorer's (false_accept, profile_false_accept)."""
+    scorer = ScorerName(spec.removesuffix("-noyaw"))
+    false_accept, profile = rates if rates is not None else (None, None)
+    return RankConfig(
+        embedder=embedder,
+        scorer=scorer,
+        rounds=args.rounds,
+        seed=args.seed,
+        false_accept=false_accept,
+        profile_false_accept=profile,
+    )
+
+
+def calibrate(
+    people: dict[str, list[str]],
+    vectors: dict[str, np.ndarray],
+    non_faces: np.ndarray,
+    yaw: dict[str, float],
+    embedder: str,
+    args: argparse.Namespace,
+) -> tuple[float, float]:
+    """The cohort scorer's (false_accept, profile_false_accept), chosen on the calibration half at 20%
+    intruders: of the grid pairs whose kept purity reaches the target, the one keeping the most genuine
+    images plus profiles (shares); when none does, the purest. Prints what each pair gave."""
+    rows = build_collection(people, vectors, non_faces, CALIBRATION_RATE, args.seed)
+    print(f"Calibration ({embedder}, cohort, {CALIBRATION_RATE:.0%} intruders, calibration half, last round)")
+    print("| false_accept | profile_false_accept | kept purity | genuine kept | profiles kept | wrong kept |")
+    print("|---|---|---|---|---|---|")
+    best: tuple[tuple[float, ...], tuple[float, float]] | None = None
+    for false_accept in sorted(float(v) for v in args.grid.split(",")):
+        for profile in sorted(float(v) for v in args.profile_grid.split(",")):
+            config = scorer_config("cohort", embedder, args, (false_accept, profile))
+            work = OUT / "work" / f"calibrate-{embedder}-{false_accept}-{profile}"
+            table, _ = run_rank(rows, work, embedder, config, yaw)
+            f = round_figures(table, args.rounds, calibration=True)[-1]
+            print(
+                f"| {false_accept:g} | {profile:g} | {f['purity']:.2%} | {f['true_kept']:.2%} "
+                f"| {f['profile_kept']:.2%} | {f['wrong_kept']} |"
+            )
+            met = f["purity"] >= args.target_purity
+            key = (met, f["true_kept"] + f["profile_kept"] if met else f["purity"], f["true_kept"])
+            if best is None or key > best[0]:
+                best = (key, (false_accept, profile))
+    assert best is not None
+    print(f"\nchosen for {embedder}: false_accept {best[1][0]:g}, profile_false_accept {best[1][1]:g}\n")
+    return best[1]
+
+
 def main() -> None:
-    """Build the caches and the noisy collections, run the rank stage, print Markdown tables."""
+    """Build the caches and the noisy collections, calibrate, run the rank stage, print Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--identities", type=int, default=200, help="CFP identities sampled (of 500)")
+    parser.add_argument("--identities", type=int, default=250, help="CFP identities sampled")
+    parser.add_argument("--pool", type=int, default=250, help="... from the first N CFP identities")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--embedders", default="dlib,handcrafted")
-    parser.add_argument("--scorers", default="classifier,centre,cluster")
+    parser.add_argument("--embedders", default="dlib")
+    parser.add_argument("--scorers", default="classifier,cluster,cohort-noyaw,cohort")
+    parser.add_argument("--grid", default="0.001,0.002", help="false_accept values to calibrate")
+    parser.add_argument("--profile-grid", default="0.01,0.02,0.05", help="profile_false_accept values")
+    parser.add_argument("--target-purity", type=float, default=0.999)
+    parser.add_argument("--cache", type=Path, default=HERE.parent / "runs" / "bench_cfp" / "cache")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    people = cfp_people(args.identities, args.seed)
-    faces = CfpFaces([p for images in people.values() for p in images])
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    people = cfp_people(args.identities, args.seed, args.pool)
+    faces = CfpFaces([p for images in people.values() for p in images], args.cache)
+    yaw = {p: faces.yaw(p) for p in faces.with_face}
     print(f"{len(people)} CFP identities, {len(faces.records)} images, {len(faces.with_face)} with a face\n")
-    print("| embedder | scorer | intruders | round | untouched purity | kept purity | true kept ", end="")
-    print("| wrong removed |\n|---|---|---|---|---|---|---|---|")
+    results = [
+        "| embedder | scorer | intruders | half | round | untouched purity | kept purity | genuine kept "
+        "| frontal kept | profiles kept | wrong removed | wrong kept |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     notes = [
         "| embedder | scorer | intruders | review flags | mean abs purity error | planted pairs flagged "
         "| other pairs flagged | lowest planted cosine | highest other cosine |",
@@ -301,24 +398,31 @@ def main() -> None:
     for embedder in args.embedders.split(","):
         vectors = faces.embed(embedder)
         non_faces = get_embedder(embedder).embed(non_face_chips(NON_FACES, args.seed))
-        for scorer in args.scorers.split(","):
+        scorers = args.scorers.split(",")
+        chosen = (
+            calibrate(people, vectors, non_faces, yaw, embedder, args) if "cohort" in args.scorers else None
+        )
+        for scorer in scorers:
+            config = scorer_config(scorer, embedder, args, chosen if scorer.startswith("cohort") else None)
             for rate in RATES:
                 rows = build_collection(people, vectors, non_faces, rate, args.seed)
-                config = RankConfig(
-                    embedder=embedder, scorer=ScorerName(scorer), rounds=args.rounds, seed=args.seed
-                )
-                table, stats = run_rank(rows, OUT / "work" / f"{embedder}-{scorer}-{rate}", embedder, config)
-                for k, f in enumerate(round_figures(table, args.rounds), 1):
-                    print(
-                        f"| {embedder} | {scorer} | {rate:.0%} | {k} | {f['untouched']:.2%} "
-                        f"| {f['purity']:.2%} | {f['true_kept']:.2%} | {f['removed']:.2%} |"
-                    )
+                work = OUT / "work" / f"{embedder}-{scorer}-{rate}"
+                table, stats = run_rank(rows, work, embedder, config, {} if "noyaw" in scorer else yaw)
+                for half, calibration in (("calibration", True), ("report", False)):
+                    for k, f in enumerate(round_figures(table, args.rounds, calibration), 1):
+                        results.append(
+                            f"| {embedder} | {scorer} | {rate:.0%} | {half} | {k} | {f['untouched']:.2%} "
+                            f"| {f['purity']:.2%} | {f['true_kept']:.2%} | {f['frontal_kept']:.2%} "
+                            f"| {f['profile_kept']:.2%} of {f['profiles']} | {f['removed']:.2%} "
+                            f"| {f['wrong_kept']} |"
+                        )
                 ident, over = identity_figures(table), overlap_figures(rows, table, stats)
                 notes.append(
                     f"| {embedder} | {scorer} | {rate:.0%} | {ident['flagged']}/{ident['identities']} "
                     f"| {ident['purity_error']:.3f} | {over['hits']}/{over['planted']} | {over['others']} "
                     f"| {over['planted_min']:.3f} | {over['other_max']:.3f} |"
                 )
+    print("\n".join(results))
     print()
     print("\n".join(notes))
 

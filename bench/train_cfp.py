@@ -5,20 +5,22 @@ involve identities 251-500 (folds 6-10 for both FF and FP) and runs the protocol
 (threshold chosen on four, tested on the fifth), beside the pretrained dlib model on the same pairs and on
 the full 10 folds.
 
-Training sets built from the same 3,500 images (14 per identity, aligned by the faces stage's aligner):
+Training sets built from the same images (the first ``--identities`` of 001-250, 14 images each, aligned
+by the faces stage's aligner):
 
 - ``clean``: the images as CFP labels them (a reference);
 - ``noisy``: plus intruders, images of other training identities filed under the wrong name, 20% of the
   rows (each intruder is a copy of another identity's image, as a web search would return it);
-- ``curated-<scorer>-<t>``: the noisy set after the real ``rank`` stage (:class:`curate.stages.rank.RankStage`
-  on dlib descriptors) marked rows scoring below ``min_score = t`` as ``low_score``: the default
-  self-trained per-identity ``classifier`` at 0.5, the same at a looser 0.2 (keeps more profile images),
-  and the ``cluster`` scorer (DBSCAN chains profiles to the frontal images) at 0.5.
+- ``curated``: the noisy set through the real stages in pipeline order: ``describe`` (hashes, handcrafted
+  vectors, thumbnails; the dlib vectors come from the evaluation cache) -> ``rank`` (stage defaults, dlib)
+  -> ``dedup`` (stage defaults);
+- ``clean-curated``: the clean set through the same stages: what curation costs when the labels are right.
 
-Each set trains the same small network (64x64 crops, a few epochs on one CPU thread) through
-:func:`curate.train.loop.train`, and every model is evaluated through :func:`curate.evaluate.evaluate`.
+Each set trains the same small network (64x64 crops, a few epochs on one CPU thread) with ``curate train``'s
+defaults (:class:`curate.train.config.TrainConfig`; ``--set key=value`` overrides one) for every seed in
+``--seeds``, and every model is evaluated through :func:`curate.evaluate.evaluate`.
 
-    python bench/train_cfp.py --workdir runs/bench_cfp --epochs 8
+    nice python bench/train_cfp.py --epochs 8 --seeds 0 1
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from curate.evaluate.run import CropCache, aligner_key, embed_images, faces_conf
 from curate.manifest import shard_path, vectors_path, write_shard, write_vectors  # noqa: E402
 from curate.names import identity_id  # noqa: E402
 from curate.stage import local_context  # noqa: E402
-from curate.stages.rank import RankConfig, RankStage  # noqa: E402
+from curate.stages.dedup import DedupStage  # noqa: E402
+from curate.stages.describe import DescribeStage  # noqa: E402
+from curate.stages.rank import RankStage  # noqa: E402
 from curate.train.config import TrainConfig  # noqa: E402
 from curate.train.loop import train  # noqa: E402
 
@@ -64,10 +68,11 @@ def held_out_folds(data: Path, protocol: str) -> list[int]:
     return folds
 
 
-def training_images(data: Path) -> list[tuple[Path, int]]:
-    """(image, CFP id) for identities 001-250: 10 frontal + 4 profile each."""
+def training_images(data: Path, identities: int) -> list[tuple[Path, int]]:
+    """(image, CFP id) for the first ``identities`` of 001-250: 10 frontal + 4 profile each."""
     root = data / "cfp" / "Data" / "Images"
-    return [(p, int(p.parts[-3])) for i in TRAIN_IDS for p in sorted((root / f"{i:03d}").glob("*/*.jpg"))]
+    ids = TRAIN_IDS[:identities]
+    return [(p, int(p.parts[-3])) for i in ids for p in sorted((root / f"{i:03d}").glob("*/*.jpg"))]
 
 
 def base_table(
@@ -84,7 +89,7 @@ def base_table(
     make_crops([p for p, _ in items], config, crops)
     rows: list[tuple[Path, int, bool]] = [(p, cfp_id, False) for p, cfp_id in items]
     n_intruders = round(len(items) * intruder_share / (1.0 - intruder_share))
-    owners = rng.choice(list(TRAIN_IDS), n_intruders)
+    owners = rng.choice(sorted({cfp_id for _, cfp_id in items}), n_intruders)
     for owner in owners:
         while True:
             path, true_id = items[rng.integers(len(items))]
@@ -108,63 +113,116 @@ def base_table(
     return table, [p for p, _, _ in rows]
 
 
-def curate_with_rank(
-    workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path, scorer: str, min_score: float
-) -> pa.Table:
-    """Run the real rank stage on dlib descriptors of the noisy rows; returns its output manifest."""
-    vectors = embed_images(paths, "dlib", cache_dir).vectors
-    write_shard(table, shard_path(workdir, "describe", 0))
-    write_vectors(vectors, vectors_path(workdir, "describe", "dlib", 0))
-    stage = RankStage(
-        build_config(
-            RankConfig,
-            {"embedder": "dlib", "descriptor_stage": "describe", "scorer": scorer, "min_score": min_score},
-        )
+def curate(workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path) -> pa.Table:
+    """describe -> rank -> dedup with stage defaults (dlib vectors from the cache); the dedup manifest."""
+    describe = DescribeStage(build_config(DescribeStage.Config, {}))
+    described = describe.run_shard(table, local_context(workdir, "describe", shard=0))
+    write_vectors(
+        embed_images(paths, "dlib", cache_dir).vectors, vectors_path(workdir, "describe", "dlib", 0)
     )
-    return stage.run_all({0: table}, local_context(workdir, "rank", shard=None))[0]
+    write_shard(described, shard_path(workdir, "describe", 0))
+    ranked = RankStage(build_config(RankStage.Config, {})).run_all(
+        {0: described}, local_context(workdir, "rank", shard=None)
+    )
+    return DedupStage(build_config(DedupStage.Config, {})).run_all(
+        ranked, local_context(workdir, "dedup", shard=None)
+    )[0]
 
 
-def train_on(name: str, workdir: Path, stage: str, args: argparse.Namespace) -> tuple[Path, float]:
-    """Train the small network on ``workdir/stage``; returns the exported model and its training seconds."""
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` training overrides; values are read as JSON when they parse (numbers, booleans)."""
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
+
+
+def train_on(name: str, workdir: Path, stage: str, seed: int, args: argparse.Namespace) -> tuple[Path, dict]:
+    """Train the small network on ``workdir/stage`` with the defaults; the exported model and last metrics."""
     values = {
         "workdir": workdir,
         "manifest_stage": stage,
-        "out": workdir / "models" / (name if args.seed == 0 else f"{name}-seed{args.seed}"),
+        "out": workdir / "models" / f"{name}{args.tag}-seed{seed}",
         "backbone": "small",
         "input_size": 64,
         "embedding_dim": 128,
-        "head": args.head,
-        "scale": 32.0,
-        "margin_cos": 0.35,
         "epochs": args.epochs,
-        "batch_size": 64,
-        "lr": 0.1,
-        "warmup_epochs": 1.0,
         "threads": args.threads,
-        "seed": args.seed,
+        "seed": seed,
         "progress": False,
         "resume": True,  # a re-run reuses finished models
+        **parse_overrides(args.set),
     }
     result = train(build_config(TrainConfig, values))
     epochs = [json.loads(line) for line in (result.out / "metrics.jsonl").read_text().splitlines()]
-    return result.model_dir, sum(epoch["seconds"] for epoch in epochs)
+    last = {k: epochs[-1].get(k) for k in ("train_acc", "loss")}
+    return result.model_dir, {**last, "seconds": round(sum(e["seconds"] for e in epochs), 1)}
+
+
+def set_figures(table: pa.Table) -> dict[str, int]:
+    """What a training set holds: ok rows, intruders kept, genuine images dropped, genuine profiles kept."""
+    ok = np.array(table.column("status").to_pylist()) == "ok"
+    intruder = np.array(table.column("intruder").to_pylist())
+    profile = np.array([Path(p).parts[-2] == "profile" for p in table.column("path").to_pylist()])
+    return {
+        "rows_ok": int(ok.sum()),
+        "genuine_profile_ok": int((ok & ~intruder & profile).sum()),
+        "genuine_profiles": int((~intruder & profile).sum()),
+        "intruders_ok": int((ok & intruder).sum()),
+        "intruders_total": int(intruder.sum()),
+        "genuine_dropped": int((~ok & ~intruder).sum()),
+    }
+
+
+def build_sets(args: argparse.Namespace, cache: Path) -> dict[str, tuple[Path, pa.Table]]:
+    """Each training set's workdir and manifest (written as the ``train`` stage of that workdir)."""
+    items = training_images(args.data, args.identities)
+    sets = {}
+    for name in args.variants:
+        share = args.intruders if name in ("noisy", "curated") else 0.0
+        table, paths = base_table(args.data, items, cache, np.random.default_rng(0), share)
+        workdir = args.workdir / f"{name}-{args.identities}"
+        if name.endswith("curated"):
+            table = curate(workdir, table, paths, cache)
+        write_shard(table, shard_path(workdir, "train", 0))
+        sets[name] = (workdir, table)
+    return sets
+
+
+def markdown(results: dict) -> str:
+    """Held-out accuracy per model and protocol: each seed, the mean, and the mean ROC AUC."""
+    lines = [
+        "| model | protocol | accuracy per seed (%) | mean (%) | ROC AUC (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for protocol, models in results["held_out"].items():
+        for name, runs in models.items():
+            accs = [100 * r["accuracy_mean"] for r in runs.values()]
+            aucs = [r["roc_auc"] for r in runs.values()]
+            lines.append(
+                f"| {name} | {protocol} | {' / '.join(f'{a:.2f}' for a in accs)} | {np.mean(accs):.2f} "
+                f"| {np.mean(aucs):.4f} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "bench_cfp")
+    parser.add_argument("--identities", type=int, default=250, help="train on the first N of ids 1-250")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--head", default="softmax")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--intruders", type=float, default=0.2)
-    parser.add_argument(
-        "--rank",
-        nargs="+",
-        default=["classifier@0.5", "classifier@0.2", "cluster@0.5"],
-        help="rank stage settings to curate with, as scorer@min_score",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="training seed (the data sets stay the same)")
+    parser.add_argument("--variants", nargs="+", default=["clean", "noisy", "curated", "clean-curated"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds")
+    parser.add_argument("--set", nargs="*", default=[], help="training overrides, key=value")
+    parser.add_argument("--tag", default="", help="suffix of the model folders (e.g. for --set trials)")
+    parser.add_argument("--no-dlib", action="store_true", help="skip the pretrained dlib reference")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "train_cfp.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -172,67 +230,35 @@ def main() -> None:
     cache = args.workdir / "cache"
     protocol_dir, cfp_root = args.data / "cfp" / "Protocol", args.data / "cfp"
     folds = {p: held_out_folds(args.data, p) for p in ("cfp-ff", "cfp-fp")}
-    items = training_images(args.data)
-    results: dict = {"date": date.today().isoformat(), "held_out_folds": folds, "epochs": args.epochs}
-    results["seed"] = args.seed
-    models = {"dlib": "dlib"}
-    variants: list[tuple[str, float, str | None]] = [("clean", 0.0, None), ("noisy", args.intruders, None)]
-    variants += [(f"curated-{spec.replace('@', '-')}", args.intruders, spec) for spec in args.rank]
-    for name, share, spec in variants:
-        table, paths = base_table(args.data, items, cache, np.random.default_rng(0), share)
-        workdir = args.workdir / name
-        if spec is not None:
-            scorer, min_score = spec.split("@")
-            table = curate_with_rank(workdir, table, paths, cache, scorer, float(min_score))
-        write_shard(table, shard_path(workdir, "rank", 0))
-        model_dir, seconds = train_on(name, workdir, "rank", args)
-        models[name] = str(model_dir)
-        ok = np.array(table.column("status").to_pylist()) == "ok"
-        intruder = np.array(table.column("intruder").to_pylist())
-        profile = np.array([Path(p).parts[-2] == "profile" for p in table.column("path").to_pylist()])
-        results.setdefault("sets", {})[name] = {
-            "rows_ok": int(ok.sum()),
-            "genuine_profile_ok": int((ok & ~intruder & profile).sum()),
-            "intruders_ok": int((ok & intruder).sum()),
-            "intruders_total": int(intruder.sum()),
-            "genuine_dropped": int((~ok & ~intruder).sum()),
-            "train_seconds": round(seconds, 1),
-        }
+    results: dict = {"date": date.today().isoformat(), "held_out_folds": folds}
+    results["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    models: dict[str, dict[int, str]] = {} if args.no_dlib else {"dlib": {0: "dlib"}}
+    for name, (workdir, table) in build_sets(args, cache).items():
+        results.setdefault("sets", {})[name] = set_figures(table)
+        for seed in args.seeds:
+            model_dir, figures = train_on(name, workdir, "train", seed, args)
+            models.setdefault(name, {})[seed] = str(model_dir)
+            results.setdefault("training", {}).setdefault(name, {})[seed] = figures
     for protocol in ("cfp-ff", "cfp-fp"):
-        for name, model in models.items():
-            report = evaluate(
-                model,
-                protocol_dir,
-                cfp_root,
-                protocol,
-                cache_dir=cache,
-                out_dir=args.workdir / "evaluate" / f"{protocol}-{name}-seed{args.seed}",
-                folds=folds[protocol],
-            )
-            results.setdefault("held_out", {}).setdefault(protocol, {})[name] = report
-        full = evaluate(
-            "dlib",
-            protocol_dir,
-            cfp_root,
-            protocol,
-            cache_dir=cache,
-            out_dir=args.workdir / "evaluate" / f"{protocol}-dlib-10fold",
-        )
-        results.setdefault("dlib_10_folds", {})[protocol] = full
+        for name, by_seed in models.items():
+            for seed, model in by_seed.items():
+                report = evaluate(
+                    model,
+                    protocol_dir,
+                    cfp_root,
+                    protocol,
+                    cache_dir=cache,
+                    out_dir=args.workdir / "evaluate" / f"{protocol}-{name}{args.tag}-seed{seed}",
+                    folds=folds[protocol],
+                )
+                results.setdefault("held_out", {}).setdefault(protocol, {}).setdefault(name, {})[seed] = (
+                    report
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"held-out folds: {folds}")
-    print("| model | protocol | accuracy | ROC AUC | TAR@FAR=1e-3 | rank-1 | rank-5 |")
-    print("|---|---|---|---|---|---|---|")
-    for protocol, reports in results["held_out"].items():
-        for name, r in reports.items():
-            ident = r["identification"]
-            print(
-                f"| {name} | {protocol} | {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} | "
-                f"{r['roc_auc']:.4f} | {r['tar_at_far'].get('1e-3', float('nan')):.4f} | "
-                f"{ident['rank1']:.4f} | {ident['rank5']:.4f} |"
-            )
-    print(json.dumps(results["sets"], indent=1))
+    print(markdown(results))
+    print(json.dumps({"sets": results["sets"], "training": results.get("training")}, indent=1))
 
 
 if __name__ == "__main__":

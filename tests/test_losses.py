@@ -11,7 +11,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from curate.train.config import HeadKind, Mining, TrainConfig
 from curate.train.heads import ArcMargin, CosMargin, MarginHead, SoftmaxHead, SphereMargin, build_head
-from curate.train.losses import CenterLoss, ContrastiveLoss, TripletLoss, pairwise_distances
+from curate.train.losses import CenterLoss, ContrastiveLoss, TrainingModel, TripletLoss, pairwise_distances
 
 
 def _head_at_angle(margin: torch.nn.Module, theta: float, scale: float = 10.0) -> torch.Tensor:
@@ -157,3 +157,28 @@ def test_center_loss_and_distances_on_known_points() -> None:
     assert loss(features, torch.tensor([0, 1])).item() == pytest.approx(0.5 * (25.0 + 1.0) / 2)
     d = pairwise_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
     assert d[0, 1].item() == pytest.approx(5.0) and d[0, 0].item() < 1e-5
+
+
+def test_margin_strength_ramps_the_target_from_plain_cosine_to_the_full_margin() -> None:
+    head = MarginHead(2, 2, 1.0, CosMargin(0.4))
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(2))
+    features, labels = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    targets = []
+    for strength in (0.0, 0.5, 1.0):
+        head.strength = strength
+        with torch.no_grad():
+            targets.append(float(head(features, labels)[0, 0]))
+    assert targets == pytest.approx([1.0, 0.8, 0.6])
+
+
+def test_training_accuracy_is_counted_without_the_margin() -> None:
+    config = TrainConfig(images=None, workdir=None, head=HeadKind.COSFACE, margin_cos=0.5, embedding_dim=2)
+    net = torch.nn.Module()
+    net.backbone = torch.nn.Identity()
+    model = TrainingModel(config, net, 2)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.eye(2))
+    angle = math.radians(40.0)  # nearer class 0 (cos 0.77) than class 1 (cos 0.64), but not by the margin
+    out = model(torch.tensor([[math.cos(angle), math.sin(angle)]]), torch.tensor([0]))
+    assert int(out["correct"]) == 1 and float(out["head_loss"].detach()) > math.log(2.0)

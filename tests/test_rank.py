@@ -21,7 +21,17 @@ from curate.commands.rank import register
 from curate.embedders import get_embedder
 from curate.errors import ConfigError
 from curate.faces.detect import FaceAligner
+from curate.faces.quality import yaw_from_landmarks
+from curate.rank.cohort import (
+    CALIBRATED_RATES,
+    DEFAULT_RATES,
+    CohortScorer,
+    pose_weights,
+    rates_for,
+    robust_threshold,
+)
 from curate.rank.overlap import find_overlaps
+from curate.rank.registry import get_scorer
 from curate.rank.scorers import ClusterScorer, normalise, robust_centre
 from curate.rank.selftrain import Identity, rank_identities
 from curate.record import BASE_COLUMNS, Status
@@ -251,7 +261,10 @@ def test_identity_split_under_two_names_is_flagged(tmp_path):
     whole = identities[2]
     identities[2] = Identity(whole.identity_id, whole.name, whole.vectors[::2], whole.search_rank[::2])
     identities.append(Identity("id-zzz", "person 2 alias", whole.vectors[1::2], whole.search_rank[1::2]))
-    outputs, stats = run_stage(tmp_path, stage_tables(tmp_path, identities), overlap_min_cosine=0.85)
+    # classifier: with 7 toy identities, the alias is half of each other's cohort and the cohort scorer
+    # drops it (see bench/results/rank.md); the overlap check itself does not depend on the scorer
+    tables = stage_tables(tmp_path, identities)
+    outputs, stats = run_stage(tmp_path, tables, overlap_min_cosine=0.85, scorer="classifier")
     flagged = {r["identity_name"]: r["overlap_with"] for t in outputs.values() for r in t.to_pylist()}
     assert flagged["person 2"] == "person 2 alias" and flagged["person 2 alias"] == "person 2"
     assert all(flagged[i.name] == "" for i in identities if i.name not in ("person 2", "person 2 alias"))
@@ -273,7 +286,8 @@ def test_impure_identity_goes_to_review(tmp_path):
     clean, _ = gaussian_identities(n_ids=6, rate=0.0, seed=4)
     noisy, truth = gaussian_identities(n_ids=1, rate=0.4, seed=9)
     noisy[0].identity_id, noisy[0].name = "id-noisy", "noisy person"
-    outputs, stats = run_stage(tmp_path, stage_tables(tmp_path, [*clean, *noisy]))
+    # the classifier: the cohort scorer's threshold needs a few hundred negatives, not 7 toy identities'
+    outputs, stats = run_stage(tmp_path, stage_tables(tmp_path, [*clean, *noisy]), scorer="classifier")
     rows = {r["identity_name"]: r for t in outputs.values() for r in t.to_pylist()}
     assert rows["noisy person"]["identity_review"] is True
     assert abs(rows["noisy person"]["identity_purity"] - truth[0].mean()) <= 0.1
@@ -307,6 +321,8 @@ def test_zero_row_shards_and_all_empty_input(tmp_path):
         ("seed", -1),
         ("embedder", ""),
         ("scorer", "nearest"),
+        ("false_accept", 0.0),
+        ("profile_false_accept", 0.7),
     ],
 )
 def test_config_validation_names_key_and_value(key, value):
@@ -352,7 +368,8 @@ def test_real_dlib_embeddings_intruders_dropped_and_alias_flagged(tmp_path, cfp_
         Identity(f"cfp-{person}", f"cfp {person}", vectors, np.full(len(vectors), np.nan))
         for person, vectors in sorted(people.items())
     ]
-    outputs, stats = run_stage(tmp_path, stage_tables(tmp_path, identities, dim=128), rounds=2)
+    tables = stage_tables(tmp_path, identities, dim=128)  # 5 people: too few negatives for the cohort scorer
+    outputs, stats = run_stage(tmp_path, tables, rounds=2, scorer="classifier")
     rows = [r for t in outputs.values() for r in t.to_pylist()]
     status = {r["image_id"]: r["status"] for r in rows}
     intruders = {f"cfp-001-{k:03d}" for k in (CFP_IMAGES, CFP_IMAGES + 1)}
@@ -372,3 +389,104 @@ def test_tiny_identities_are_scored(scorer):
     assert [len(r.scores) for r in rankings[:2]] == [1, 2]
     assert all(np.all((r.scores >= 0) & (r.scores <= 1)) for r in rankings)
     assert rankings[0].ranks.tolist() == [1] and sorted(rankings[1].ranks.tolist()) == [1, 2]
+
+
+POSE_PEOPLE = ("002", "009", "012", "015", "016", "017")  # HOG finds 2-3 of each one's 4 profiles
+POSE_FILLERS = tuple(f"{i:03d}" for i in range(18, 28))  # frontal images only: the negatives
+POSE_OUTSIDERS = ("001", "004", "006", "007")  # 3 frontal images each: the intruders
+
+
+@pytest.fixture(scope="session")
+def cfp_poses(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per CFP person: dlib vectors and yaw of up to 6 detected frontal faces and every detected profile."""
+    aligner = FaceAligner(detector="hog", upsample=1, max_side=400)
+    embedder = get_embedder("dlib")
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for person in POSE_PEOPLE + POSE_FILLERS + POSE_OUTSIDERS:
+        for pose, most in (("frontal", 6 if person not in POSE_OUTSIDERS else 3), ("profile", 4)):
+            if pose == "profile" and person not in POSE_PEOPLE:
+                continue
+            chips, yaw = [], []
+            for path in sorted((data_dir / "cfp" / "Data" / "Images" / person / pose).glob("*.jpg")):
+                rgb = np.asarray(Image.open(path).convert("RGB"))
+                face = aligner.best_face(aligner.detect(rgb), rgb.shape)
+                if face is not None and len(chips) < most:
+                    chips.append(aligner.align(rgb, face))
+                    yaw.append(yaw_from_landmarks(face.landmarks))
+            found[f"{person}/{pose}"] = {"vectors": embedder.embed(chips), "yaw": np.array(yaw)}
+    return found
+
+
+def test_cohort_scorer_keeps_real_profiles_and_drops_intruders(cfp_poses):
+    """Six CFP people with their frontal faces and the 12-13 profiles HOG finds, two intruders each (other
+    people's frontal faces): the cohort scorer keeps the profiles and drops every intruder, where the
+    previous default (classifier) drops profiles and keeps intruders."""
+    intruders = np.concatenate([cfp_poses[f"{p}/frontal"]["vectors"] for p in POSE_OUTSIDERS])
+    identities, truth, profile = [], [], []
+    for k, person in enumerate(POSE_PEOPLE + POSE_FILLERS):
+        frontal = cfp_poses[f"{person}/frontal"]
+        side = cfp_poses.get(f"{person}/profile", {"vectors": frontal["vectors"][:0], "yaw": np.empty(0)})
+        wrong = intruders[2 * k : 2 * k + 2] if person in POSE_PEOPLE else intruders[:0]
+        vectors = np.concatenate([frontal["vectors"], side["vectors"], wrong])
+        yaw = np.concatenate([frontal["yaw"], side["yaw"], np.zeros(len(wrong))])
+        identities.append(Identity(f"cfp-{person}", person, vectors, np.full(len(vectors), np.nan), yaw))
+        sizes = (len(frontal["yaw"]), len(side["yaw"]), len(wrong))
+        truth.append(np.repeat([True, True, False], sizes))
+        profile.append(np.repeat([False, True, False], sizes))
+    true, side_view = np.concatenate(truth), np.concatenate(profile)
+    all_yaw = np.concatenate([identity.yaw for identity in identities])
+    assert side_view.sum() >= 12 and (~true).sum() == 12 and np.abs(all_yaw[side_view]).mean() > 40
+    counts = {}
+    for scorer in ("cohort", "classifier"):
+        rankings, _ = rank_identities(identities, RankConfig(scorer=scorer, rounds=2))
+        kept = np.concatenate([r.kept for r in rankings])
+        counts[scorer] = (
+            int((kept & ~true).sum()),
+            int((kept & true & side_view).sum()),
+            int((~kept & true & ~side_view).sum()),
+        )
+    assert counts["cohort"][0] == 0 and counts["cohort"][1] >= side_view.sum() - 1, counts
+    assert counts["cohort"][2] <= 2, counts  # of 96 genuine frontal faces
+    assert counts["classifier"][0] > 0 and counts["classifier"][1] < counts["cohort"][1], counts
+
+
+def test_robust_threshold_follows_the_pose_weights_and_ignores_a_few_lookalike_negatives():
+    """Strangers' evidence 0..9; a frontal image weights the low half, a profile the high half; three
+    negatives far above the rest (the person themselves) do not move the threshold."""
+    values = np.arange(10.0)
+    weights = np.array([[1.0] * 5 + [0.0] * 5, [0.0] * 5 + [1.0] * 5, [1.0] * 10])
+    threshold, spread = robust_threshold(values, weights, np.full(3, 0.1587))  # Phi^-1(0.8413) = 1
+    assert threshold.tolist() == [4.0, 9.0, 8.0]  # the weighted 84th percentiles
+    assert spread == pytest.approx([1.4826, 1.4826, 2 * 1.4826])
+    contaminated = np.r_[values, 50.0, 60.0, 70.0]  # beyond median 6 + 3 x 4.45: set aside
+    shifted, _ = robust_threshold(contaminated, np.ones((1, 13)), np.array([0.1587]))
+    assert shifted.tolist() == [8.0]  # a raw 84th percentile would be 50
+    yaw = pose_weights(np.array([0.0, 60.0, np.nan]), np.array([0.0, -60.0]), 3, 2)
+    assert (
+        yaw[0].tolist() == pytest.approx([1.0, np.exp(-4.5)])
+        and yaw[1, 1] == 1.0
+        and yaw[2].tolist() == [1, 1]
+    )
+
+
+def test_cohort_rates_come_from_the_config_else_the_embedders_calibration():
+    assert rates_for("dlib", None, None) == CALIBRATED_RATES["dlib"]
+    assert rates_for("some-model", 0.01, None) == (0.01, DEFAULT_RATES[1])
+    scorer = get_scorer("cohort", RankConfig(embedder="dlib", profile_false_accept=0.1))
+    assert (scorer.false_accept, scorer.profile_false_accept) == (CALIBRATED_RATES["dlib"][0], 0.1)
+    assert RankConfig().scorer == ScorerName.AUTO
+    assert isinstance(get_scorer("auto", RankConfig(embedder="dlib")), CohortScorer)
+    assert get_scorer("auto", RankConfig(embedder="my-model")).name == "classifier"
+
+
+def test_cohort_profile_rate_admits_a_turned_face_a_frontal_one_is_refused():
+    """Same vectors, same evidence: only the yaw (and so the profile false-accept rate) differs."""
+    identities, truth = gaussian_identities(n_ids=8, rate=0.2, seed=3)
+    vectors, positives = identities[0].vectors, np.flatnonzero(truth[0])[:8]
+    negatives = np.concatenate([identity.vectors for identity in identities[1:]])
+    rng = np.random.default_rng(0)
+    strict = CohortScorer(0.001, 0.001).score(vectors, positives, negatives, rng, np.full(len(vectors), 60.0))
+    loose = CohortScorer(0.001, 0.4).score(vectors, positives, negatives, rng, np.full(len(vectors), 60.0))
+    frontal = CohortScorer(0.001, 0.4).score(vectors, positives, negatives, rng, np.zeros(len(vectors)))
+    assert (loose >= strict).all() and (loose > strict).any()
+    assert frontal == pytest.approx(strict)

@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.config import build_config
 from curate.embedders import get_embedder
-from curate.errors import ConfigError
+from curate.errors import ConfigError, CurateError
 from curate.manifest import shard_path, write_shard
 from curate.train.backbones import build_net
 from curate.train.config import TrainConfig
 from curate.train.data import FaceDataset, PKBatchSampler, from_folder, from_manifest
 from curate.train.export import export_checkpoint, export_embedder
-from curate.train.loop import train
+from curate.train.loop import progress_status, train
+from curate.train.monitor import ChanceMonitor, at_chance
 
 
 def _orl_tree(data_dir: Path, root: Path, subjects: range) -> Path:
@@ -278,3 +279,59 @@ def test_orl_end_to_end_train_then_evaluate_held_out_identities(tmp_path: Path, 
     assert np.allclose(
         get_embedder(str(exported)).embed(pictures), get_embedder(str(model)).embed(pictures), atol=1e-6
     )
+
+
+def test_default_head_and_recipe_leave_chance_on_real_faces(tmp_path: Path, data_dir: Path) -> None:
+    """ORL, 40 subjects, 6 short epochs with curate train's defaults (head, scale, margin warm-up, rate)."""
+    tree = _orl_tree(data_dir, tmp_path / "orl", range(1, 41))
+    values = {"images": tree, "out": tmp_path / "out", "input_size": 32, "epochs": 6, "batch_size": 32}
+    result = train(build_config(TrainConfig, {**values, "threads": 1, "progress": False}))
+    metrics = [json.loads(line) for line in (result.out / "metrics.jsonl").read_text().splitlines()]
+    assert result.model_dir is not None and len(metrics) == 6
+    chance = 1 / 40
+    assert metrics[-1]["train_acc"] > 4 * chance  # measured 0.14-0.5 depending on the head; chance 0.025
+
+
+def test_training_stops_with_one_line_when_accuracy_stays_at_chance(tmp_path: Path, data_dir: Path) -> None:
+    """ORL with its labels shuffled: nothing to learn, so the run warns, then stops before the last epoch."""
+    files = sorted((data_dir / "orl_faces").glob("s*/*.pgm"))
+    labels = np.random.default_rng(0).permutation([p.parent.name for p in files])
+    for path, label in zip(files, labels, strict=True):
+        (tmp_path / "shuffled" / label).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "shuffled" / label / f"{path.parent.name}_{path.name}").symlink_to(path)
+    args = [
+        "-w",
+        str(tmp_path / "work"),
+        "train",
+        "--images",
+        str(tmp_path / "shuffled"),
+        "--input-size",
+        "32",
+    ]
+    args += ["--epochs", "8", "--batch-size", "32", "--threads", "1", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    error = [line for line in result.output.splitlines() if "Error" in line or "error" in line]
+    assert len(error) == 1 and "at chance" in error[0] and "--head softmax" in error[0]
+    metrics = (tmp_path / "work" / "train" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) < 8  # stopped early, and no model was exported
+    assert not (tmp_path / "work" / "train" / "model").exists()
+
+
+def test_progress_status_shows_running_loss_and_accuracy() -> None:
+    sums = {"loss": torch.tensor(64.0), "correct": torch.tensor(8)}
+    assert progress_status(sums, 32) == "loss 2.000 acc 0.250"
+    assert progress_status({"loss": torch.tensor(3.2)}, 32) == "loss 0.100"
+
+
+def test_chance_monitor_warns_then_stops_and_resets_on_progress() -> None:
+    monitor = ChanceMonitor([0, 0, 1, 1], warmup_epochs=1.0)
+    assert monitor.chance == 0.5 and at_chance(0.55, 0.5, 100) and not at_chance(0.7, 0.5, 100)
+    monitor.check(1, 0.5, 100, 10)  # still warming up: not counted
+    monitor.check(2, 0.5, 100, 10)
+    assert monitor.strikes == 1
+    monitor.check(3, 0.9, 100, 10)
+    assert monitor.strikes == 0
+    monitor.check(4, 0.5, 100, 10)
+    with pytest.raises(CurateError, match="at chance"):
+        monitor.check(5, 0.52, 100, 10)

@@ -114,6 +114,16 @@ def register(app: typer.Typer) -> None:
         weight_decay: Annotated[float | None, typer.Option(help="weight decay")] = None,
         schedule: Annotated[Schedule | None, typer.Option(help="decay after warm-up")] = None,
         warmup_epochs: Annotated[float | None, typer.Option(help="linear warm-up length in epochs")] = None,
+        margin_warmup_epochs: Annotated[
+            float | None, typer.Option(help="margin heads: epochs over which the margin grows from 0")
+        ] = None,
+        stop_at_chance: Annotated[
+            bool | None,
+            typer.Option(
+                "--stop-at-chance/--no-stop-at-chance",
+                help="stop when training accuracy is still at chance after the warm-up",
+            ),
+        ] = None,
         epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
         batch_size: Annotated[int | None, typer.Option(help="batch size without a pair loss")] = None,
         identities_per_batch: Annotated[

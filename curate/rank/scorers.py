@@ -24,11 +24,9 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-
-from curate.errors import ConfigError
 
 if TYPE_CHECKING:  # scipy and sklearn take seconds to import: loaded when a scorer first runs
     from sklearn.linear_model import LogisticRegression
@@ -96,15 +94,30 @@ class Scorer(ABC):
     """Scores one identity's images; see the module docstring for the contract."""
 
     name: ClassVar[str]
+    negatives_from_all: ClassVar[bool] = False  # False: later rounds draw negatives from kept images only
+
+    @classmethod
+    def from_config(cls, config: Any) -> Scorer:
+        """The scorer set up from the rank stage's config (most scorers have no settings of their own)."""
+        del config
+        return cls()
 
     @abstractmethod
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per row of ``vectors`` (n, d), a float32 score in [0, 1].
 
         ``positives`` are row indices into ``vectors`` (at least one); ``negatives`` (m, d), m >= 1, are
-        other identities' embeddings; ``rng`` is the only source of randomness.
+        other identities' embeddings; ``rng`` is the only source of randomness. ``yaw`` and
+        ``negative_yaw`` (degrees, NaN where unknown) are the head poses the faces stage measured; scorers
+        that do not use pose ignore them.
         """
 
 
@@ -123,9 +136,15 @@ class ClassifierScorer(Scorer):
         return model.fit(x, y)
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         folds = min(FOLDS, len(positives))
         if folds < 2:  # a single positive cannot be held out: score everything with one model
             return self._fit(vectors[positives], negatives).predict_proba(vectors)[:, 1].astype(np.float32)
@@ -146,9 +165,15 @@ class CentreScorer(Scorer):
     name = "centre"
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         centre = robust_centre(vectors[positives])
         similarity = vectors @ centre
         slope, intercept = platt(similarity[positives], negatives @ centre)
@@ -190,9 +215,15 @@ class ClusterScorer(Scorer):
         return np.flatnonzero(labels == -max(votes)[2])
 
     def score(
-        self, vectors: np.ndarray, positives: np.ndarray, negatives: np.ndarray, rng: np.random.Generator
+        self,
+        vectors: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        negative_yaw: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`Scorer.score`."""
+        """See :meth:`Scorer.score` (pose is not used)."""
         cluster = self.dominant_cluster(vectors, positives, negatives)
         similarity = vectors @ vectors[cluster].T
         if len(cluster) > 1:  # a member's similarity to itself says nothing
@@ -204,13 +235,3 @@ class ClusterScorer(Scorer):
         from scipy.special import expit
 
         return expit(slope * raw + intercept).astype(np.float32)
-
-
-SCORERS: dict[str, type[Scorer]] = {cls.name: cls for cls in (ClassifierScorer, CentreScorer, ClusterScorer)}
-
-
-def get_scorer(name: str) -> Scorer:
-    """The scorer registered under ``name`` ("classifier", "centre" or "cluster")."""
-    if name not in SCORERS:
-        raise ConfigError("scorer", name, f"choose one of: {', '.join(SCORERS)}")
-    return SCORERS[name]()

@@ -23,7 +23,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from curate.errors import CurateError
-from curate.rank.scorers import Scorer, get_scorer, nearest_to_centre
+from curate.rank.registry import get_scorer
+from curate.rank.scorers import Scorer, nearest_to_centre
 
 if TYPE_CHECKING:
     from curate.stages.rank import RankConfig
@@ -41,6 +42,11 @@ class Identity:
     name: str
     vectors: np.ndarray  # (n, d) float32, unit rows
     search_rank: np.ndarray  # (n,) float64, NaN where unknown; 1 = top search result
+    yaw: np.ndarray | None = None  # (n,) head yaw in degrees from the faces stage, NaN where unknown
+
+    def poses(self) -> np.ndarray:
+        """Yaw per image, NaN where unknown (all NaN without a yaw column)."""
+        return np.full(len(self.vectors), np.nan) if self.yaw is None else self.yaw
 
 
 @dataclass
@@ -87,20 +93,22 @@ def decide(scores: np.ndarray, keep: int, min_score: float) -> tuple[np.ndarray,
 class _NegativePool:
     """Other identities' images to draw negatives from; rows grouped by identity in canonical order."""
 
-    def __init__(self, vectors: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, yaw: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> None:
         self.vectors = vectors
+        self.yaw = yaw
         self.starts = starts  # start row of each identity in ``vectors`` (plus the end)
         self.rows = rows  # sorted rows of ``vectors`` eligible as negatives
 
-    def sample(self, identity: int, count: int, rng: np.random.Generator) -> np.ndarray:
-        """Up to ``count`` eligible rows of identities other than ``identity``, drawn without replacement."""
+    def sample(self, identity: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``count`` eligible rows of identities other than ``identity``, drawn without replacement:
+        their vectors and yaw."""
         low, high = np.searchsorted(self.rows, self.starts[identity : identity + 2])
         available = len(self.rows) - (high - low)
         if available == 0:
-            return np.empty((0, self.vectors.shape[1]), dtype=np.float32)
+            return np.empty((0, self.vectors.shape[1]), dtype=np.float32), np.empty(0)
         picks = np.sort(rng.choice(available, size=min(count, available), replace=False))
         picks[picks >= low] += high - low
-        return self.vectors[self.rows[picks]]
+        return self.vectors[self.rows[picks]], self.yaw[self.rows[picks]]
 
 
 def rank_identities(
@@ -116,10 +124,11 @@ def rank_identities(
     ids = [identity.identity_id for identity in identities]
     if ids != sorted(ids):
         raise ValueError("identities must be sorted by identity_id")
-    scorer = get_scorer(config.scorer)
+    scorer = get_scorer(config.scorer, config)
     sizes = np.array([len(identity.vectors) for identity in identities])
     starts = np.concatenate([[0], np.cumsum(sizes)])
     everything = np.concatenate([identity.vectors for identity in identities])
+    everything_yaw = np.concatenate([identity.poses() for identity in identities])
     positives = [initial_positives(identity, config.positives) for identity in identities]
     kept = [np.ones(size, dtype=bool) for size in sizes]
     rankings: list[Ranking] = []
@@ -127,8 +136,8 @@ def rank_identities(
     for round_number in range(1, config.rounds + 1):
         pool_rows = np.flatnonzero(np.concatenate(kept))
         pools = (
-            _NegativePool(everything, starts, pool_rows),
-            _NegativePool(everything, starts, np.arange(len(everything))),
+            _NegativePool(everything, everything_yaw, starts, pool_rows),
+            _NegativePool(everything, everything_yaw, starts, np.arange(len(everything))),
         )
         with threadpool_limits(limits=1):  # many small fits: threads only add overhead
             scored = [
@@ -172,12 +181,14 @@ def _rank_one(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score, rank and keep one identity's images for one round."""
     rng = identity_rng(config.seed, identity.identity_id)
-    negatives = pools[0].sample(index, config.negatives_per_identity, rng)
+    negatives, negative_yaw = pools[int(scorer.negatives_from_all)].sample(
+        index, config.negatives_per_identity, rng
+    )
     if len(negatives) == 0:  # no other identity kept anything last round: fall back to all their images
-        negatives = pools[1].sample(index, config.negatives_per_identity, rng)
+        negatives, negative_yaw = pools[1].sample(index, config.negatives_per_identity, rng)
     if len(negatives) == 0:
         raise CurateError("rank needs at least two identities with ok images to draw negatives from")
-    scores = scorer.score(identity.vectors, positives, negatives, rng)
+    scores = scorer.score(identity.vectors, positives, negatives, rng, identity.poses(), negative_yaw)
     ranks, kept = decide(scores, config.keep, config.min_score)
     return scores, ranks, kept
 

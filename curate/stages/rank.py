@@ -2,7 +2,8 @@
 
 A whole-data-set step (negatives come from other identities, which live in other shards). For the ok rows:
 
-1. read the descriptors the ``describe`` stage stored (``embedder`` names which vectors);
+1. read the descriptors the ``describe`` stage stored (``embedder`` names which vectors), and the head yaw
+   the faces stage measured (``yaw_deg``, when the column exists; the ``cohort`` scorer uses it);
 2. run the self-training rounds (:mod:`curate.rank.selftrain`) with the configured scorer: round 1 trains
    on the top ``positives`` images by ``search_rank`` (or nearest the robust centre when there is none),
    later rounds on what the previous round kept;
@@ -52,6 +53,8 @@ class ScorerName(str, Enum):
     CLASSIFIER = "classifier"
     CENTRE = "centre"
     CLUSTER = "cluster"
+    COHORT = "cohort"
+    AUTO = "auto"  # cohort for embedders with a calibration (dlib), classifier for the rest
 
 
 @dataclass
@@ -60,7 +63,7 @@ class RankConfig:
 
     embedder: str = "dlib"  # name of the vectors the descriptor stage wrote
     descriptor_stage: str = "describe"
-    scorer: ScorerName = ScorerName.CLASSIFIER
+    scorer: ScorerName = ScorerName.AUTO  # cohort where calibrated: keeps hard positives; see rank.md
     positives: int = 50  # round-1 positives per identity (VGG-Face: top 50 search results)
     negatives_per_identity: int = 1000  # other identities' images sampled as negatives
     keep: int = 1000  # at most this many images per identity
@@ -68,6 +71,8 @@ class RankConfig:
     rounds: int = 2  # self-training rounds (1 = no retraining)
     overlap_min_cosine: float = 0.97  # centres more similar than this may be one person (tuned for dlib)
     min_purity: float = 0.9  # identities estimated less pure than this go to review
+    false_accept: float | None = None  # cohort scorer: share of strangers admitted (None = calibrated)
+    profile_false_accept: float | None = None  # the same for faces turned >= 35 degrees (None = calibrated)
     seed: int = 0
 
     def validate(self) -> None:
@@ -94,6 +99,10 @@ class RankConfig:
                 self.overlap_min_cosine,
                 "use a cosine similarity from -1 to 1 (e.g. 0.97)",
             )
+        for key in ("false_accept", "profile_false_accept"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 < value < 0.5:
+                raise ConfigError(key, value, "use a share of strangers between 0 and 0.5, e.g. 0.002")
         if self.seed < 0:
             raise ConfigError("seed", self.seed, "use a non-negative whole number")
 
@@ -141,12 +150,20 @@ def _gather(
     for identity_id in sorted(grouped):
         location = grouped[identity_id]
         table = tables[location.shard]
-        ranks = table.column("search_rank").to_pylist() if "search_rank" in table.column_names else None
-        search = [np.nan if ranks is None or ranks[r] is None else float(ranks[r]) for r in location.rows]
+        search = _floats(table, "search_rank", location.rows)
         vectors_of = normalise(vectors[location.shard][location.rows])
-        identities.append(Identity(identity_id, names[identity_id], vectors_of, np.array(search)))
+        yaw = _floats(table, "yaw_deg", location.rows)
+        identities.append(Identity(identity_id, names[identity_id], vectors_of, search, yaw))
         locations.append(location)
     return identities, locations
+
+
+def _floats(table: pa.Table, column: str, rows: list[int]) -> np.ndarray:
+    """A numeric column's values at ``rows`` as float64, NaN where null or when the column is absent."""
+    if column not in table.column_names:
+        return np.full(len(rows), np.nan)
+    values = table.column(column).to_pylist()
+    return np.array([np.nan if values[r] is None else float(values[r]) for r in rows], dtype=np.float64)
 
 
 class RankStage(GlobalStage):

@@ -79,7 +79,7 @@ class TrainConfig:
     backbone: str = "small"
     embedding_dim: int = 128
     input_size: int = 64  # square input side in pixels
-    head: HeadKind = HeadKind.ARCFACE
+    head: HeadKind = HeadKind.SOFTMAX  # learns on 25-250 identities in a few epochs (bench/results/train.md)
     scale: float = 32.0  # logit scale of the margin heads
     margin_rad: float = 0.5  # ArcFace
     margin_cos: float = 0.35  # CosFace
@@ -101,6 +101,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: Schedule = Schedule.COSINE
     warmup_epochs: float = 1.0
+    margin_warmup_epochs: float = 2.0  # margin heads: the margin grows linearly from 0 over this many epochs
+    stop_at_chance: bool = True  # stop when training accuracy is still at chance after the warm-ups
     step_every_epochs: int = 10  # step schedule: multiply the rate by step_gamma this often
     step_gamma: float = 0.1
     epochs: int = 10
@@ -163,6 +165,7 @@ class TrainConfig:
             "contrastive_margin_dist": self.contrastive_margin_dist,
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
+            "margin_warmup_epochs": self.margin_warmup_epochs,
             "workers": self.workers,
             "threads": self.threads,
             "projection_epochs": self.projection_epochs,

@@ -79,6 +79,7 @@ class MarginHead(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
         self.scale = scale
         self.margin = margin
+        self.strength = 1.0  # share of the margin applied (the trainer ramps it up during margin warm-up)
 
     def cosines(self, features: torch.Tensor) -> torch.Tensor:
         """``N x C`` cosines between features and class centres (float32 even under autocast)."""
@@ -91,7 +92,8 @@ class MarginHead(nn.Module):
         if labels is None:
             return cos * self.scale
         index = labels.view(-1, 1)
-        target = self.margin(cos.gather(1, index))
+        plain = cos.gather(1, index)
+        target = plain + self.strength * (self.margin(plain) - plain)
         return cos.scatter(1, index, target) * self.scale
 
 

@@ -45,7 +45,9 @@ from curate.train.export import (
     rng_states,
     save_checkpoint,
 )
+from curate.train.heads import MarginHead
 from curate.train.losses import TrainingModel
+from curate.train.monitor import ChanceMonitor
 from curate.train.optim import lr_factor, make_optimizer
 from curate.train.recipe import ProjectionPhase
 
@@ -183,7 +185,20 @@ class Trainer(ProjectionPhase):
         self.metrics = MetricsLog(self.out / "metrics.jsonl", self.rt.main)
         self.phase, self.epoch, self.step = "classify", 0, 0
         self.features: torch.Tensor | None = None  # frozen features for the projection phase
+        warmup = max(config.warmup_epochs, config.margin_warmup_epochs if self._margin_head() else 0.0)
+        self.monitor = ChanceMonitor(self.images.labels, warmup, config.stop_at_chance)
         self.mean, self.std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+
+    def _margin_head(self) -> MarginHead | None:
+        head = self.model.head
+        return head if isinstance(head, MarginHead) else None
+
+    def _ramp_margin(self) -> None:
+        """Margin warm-up: the share of the margin grows linearly to 1 over ``margin_warmup_epochs``."""
+        head = self._margin_head()
+        if head is not None:
+            ramp = self.config.margin_warmup_epochs * self.steps_per_epoch
+            head.strength = 1.0 if ramp <= 0 else min(1.0, (self.step + 1) / ramp)
 
     def _loader(self, epoch: int) -> Any:
         c = self.config
@@ -204,6 +219,7 @@ class Trainer(ProjectionPhase):
             "phase": self.phase,
             "epoch": self.epoch,
             "step": self.step,
+            "chance_strikes": self.monitor.strikes,
             "projection_dim": self.config.projection_dim if self.phase == "projection" else None,
             "config": config_to_dict(self.config),
             "classes": self.images.classes,
@@ -235,6 +251,7 @@ class Trainer(ProjectionPhase):
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_states(state["rng"])
         self.phase, self.epoch, self.step = state["phase"], state["epoch"], state["step"]
+        self.monitor.strikes = int(state.get("chance_strikes", 0))
         self.metrics.truncate(self.phase, self.epoch)
         logger.info(
             "resumed %s at phase %s epoch %d step %d", self.checkpoint_path, self.phase, self.epoch, self.step
@@ -289,6 +306,7 @@ class Trainer(ProjectionPhase):
         for images, labels in loader:
             images = images.to(rt.device, non_blocking=True, memory_format=fmt)
             labels = labels.to(rt.device, non_blocking=True)
+            self._ramp_margin()
             with rt.autocast():
                 out = self.ddp(images, labels)
             loss = sum(value for key, value in out.items() if key.endswith("_loss"))
@@ -301,9 +319,9 @@ class Trainer(ProjectionPhase):
             seen += len(labels)
             for key, value in {**out, "loss": loss}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach() * (1 if key == "correct" else len(labels))
-            progress.update(
-                task, advance=1, status=f"loss {loss.item():.3f}" if self.step % 10 == 0 else None
-            )
+            if self.step % 10 == 0 or seen == len(labels):
+                progress.update(task, status=progress_status(sums, seen))
+            progress.update(task, advance=1)
         progress.remove_task(task)
         self.epoch += 1
         record = {"phase": self.phase, "epoch": self.epoch, "step": self.step}
@@ -315,7 +333,27 @@ class Trainer(ProjectionPhase):
         record["images_per_s"] = round(seen * rt.world_size / seconds, 1)
         self.metrics.write(record)
         logger.info("epoch %d/%d: %s", self.epoch, c.epochs, record)
+        if "correct" in sums:  # every process must take the same stop decision
+            hits, total = _global_counts(float(sums["correct"]), seen, rt)
+            self.monitor.check(self.epoch, hits / total, total, c.epochs)
         return record
+
+
+def _global_counts(hits: float, seen: int, rt: Runtime) -> tuple[float, int]:
+    """Top-1 hits and images over every DDP process (this process's own when training alone)."""
+    if rt.world_size == 1:
+        return hits, seen
+    counts = torch.tensor([hits, float(seen)], device=rt.device)
+    torch_dist.all_reduce(counts)
+    return float(counts[0]), int(counts[1])
+
+
+def progress_status(sums: dict[str, Any], seen: int) -> str:
+    """The progress bar's running figures: mean loss and (with a head) training accuracy so far."""
+    text = f"loss {float(sums['loss']) / seen:.3f}"
+    if "correct" in sums:
+        text += f" acc {float(sums['correct']) / seen:.3f}"
+    return text
 
 
 def train(config: TrainConfig, stop_after: int | None = None) -> TrainResult:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from curate.train.config import Mining, PairLoss, TrainConfig
-from curate.train.heads import build_head
+from curate.train.heads import MarginHead, build_head
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +139,15 @@ class TrainingModel(nn.Module):
             self.pair = ContrastiveLoss(config.contrastive_margin_dist)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named loss terms ``*_loss`` (already weighted) and ``correct``, the head's top-1 hits."""
+        """Named loss terms ``*_loss`` (already weighted) and ``correct`` (top-1 hits without margin)."""
         features = self.net.backbone(images)
         out: dict[str, torch.Tensor] = {}
         if self.head is not None:
             logits = self.head(features, labels)
             out["head_loss"] = F.cross_entropy(logits.float(), labels)
-            out["correct"] = (logits.argmax(1) == labels).sum().detach()
+            with torch.no_grad():  # top-1 without the margin: the margin only handicaps the target class
+                plain = self.head(features) if isinstance(self.head, MarginHead) else logits
+                out["correct"] = (plain.argmax(1) == labels).sum()
         if self.center is not None:
             out["center_loss"] = self.center_weight * self.center(features, labels)
         if self.pair is not None:
