@@ -130,7 +130,7 @@ def test_landmark_map_follows_rotation_scale_and_shift():
 
 
 def test_stage_with_centerface_on_cfp_and_one_session_per_worker(tmp_path, data_dir):
-    from tests.test_faces import cfp, table_for
+    from test_faces import cfp, table_for
 
     paths = [cfp(data_dir, "001", "frontal", 1), cfp(data_dir, "001", "profile", 1)]
     stage = FacesStage(build_config(FacesConfig, {"detector": "centerface"}))
