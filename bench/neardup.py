@@ -55,7 +55,6 @@ logger = logging.getLogger("bench.neardup")
 
 HERE = Path(__file__).resolve().parent
 FASTDUP_PYTHON = Path(os.environ.get("FASTDUP_PYTHON", "/tmp/fastdup-venv/bin/python"))
-RESULTS = OUT / "results.jsonl"  # every measured row, appended (``--table`` prints them all)
 FASTDUP_THRESHOLDS = (0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
 
 # CFP itself holds the same photo more than once (re-crops, colour edits, mirror images) and a few burst
@@ -181,6 +180,11 @@ def false_pairs(items: list[Item], predicted: dict, limit: int) -> list[tuple[st
                 if merged[group[a].original] != merged[group[b].original]:
                     found.append((group[a].original, group[b].original))
     return sorted(found)[:limit]
+
+
+def results_path(seed: int) -> Path:
+    """Every row measured on the seed's set, appended (``--table`` prints them all)."""
+    return OUT / f"seed{seed}-results.jsonl"
 
 
 def items_by_key(items: list[Item]) -> dict[str, Item]:
@@ -340,13 +344,14 @@ def main() -> None:
     parser.add_argument("--dedup", type=json.loads, default={}, help="curate dedup settings as JSON")
     parser.add_argument("--imagededup-bits", type=int, default=10, help="imagededup max_distance_threshold")
     parser.add_argument("--imagededup-max-size", type=int, default=None, help="skip imagededup above")
+    parser.add_argument("--show-false", type=int, default=0, help="list this many false curate pairs")
     parser.add_argument("--fastdup-max-size", type=int, default=None, help="skip fastdup above")
     parser.add_argument("--sweep", action="store_true", help="calibrate: threshold grid on two halves")
     parser.add_argument("--table", action="store_true", help="print every row measured so far and stop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.table:
-        print_table([json.loads(line) for line in RESULTS.read_text().splitlines()])
+        print_table([json.loads(line) for line in results_path(args.seed).read_text().splitlines()])
         return
     items = build_set(args.data / "cfp", OUT, max(args.size), args.seed, args.workers)
     if args.sweep:
@@ -370,7 +375,7 @@ def main() -> None:
                 row = {"size": size, "method": name, "figures": figures, "wall": clock[0], "cpu": clock[1]}
                 row.update(peak_mb=clock[2], seconds=result.get("seconds", {}), when=time.strftime("%FT%T"))
                 rows.append(row)
-                with RESULTS.open("a") as log:
+                with results_path(args.seed).open("a") as log:
                     log.write(json.dumps(row) + "\n")
                 print(
                     f"  {name}: {clock[0]:.1f} s, {clock[1]:.1f} CPU s, {clock[2]:,.0f} MB, precision "
@@ -381,6 +386,8 @@ def main() -> None:
                 print(f"    phases: {phases}" if phases else "", end="\n" if phases else "")
             if method == "curate":
                 report_curate(part, measured[0][3]["labels"])
+                for pair in false_pairs(part, measured[0][3]["labels"], args.show_false):
+                    print("    false pair:", *pair)
     print_table(rows)
 
 
