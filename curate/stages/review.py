@@ -102,9 +102,9 @@ class _Outcome:
         new, why, note = None, reason, None
         if verdict == "merge":
             note = f"identity merged into '{self.names.get(counts_as, counts_as)}' by {_who(identity)}"
-        if status not in REVIEWABLE:
-            pass
-        elif verdict == "drop" and status == Status.OK.value:
+        if status not in REVIEWABLE:  # already removed upstream for another reason: review leaves it
+            return new, why, decision, verdict, counts_as, note
+        if verdict == "drop" and status == Status.OK.value:
             new = Status.REJECTED_REVIEW
             why = note = f"identity dropped in review by {_who(identity)}"
         elif decision in ("reject", "wrong_identity"):
