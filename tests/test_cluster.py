@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from dask_processes import start_dask, start_scheduler, stop
 
 from curate import manifest
 from curate.demo import demo_pipeline_data
@@ -52,41 +51,18 @@ def _frame(workdir: Path, stage: str) -> pd.DataFrame:
     return frame.sort_values("source").reset_index(drop=True)
 
 
-def _start(*args: str) -> subprocess.Popen:
-    dask = Path(sys.executable).with_name("dask")
-    return subprocess.Popen(
-        [str(dask), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
 @pytest.fixture
 def scheduler(tmp_path: Path):
     """A scheduler on 127.0.0.1 and two single-threaded worker processes; yields its address."""
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [
-        _start(
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        )
-    ]
+    scheduler, address = start_scheduler(tmp_path / "scheduler.json")
+    processes = [scheduler]
     try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
         for _ in range(2):
-            processes.append(_start("worker", address, "--nthreads", "1", "--no-dashboard"))
+            processes.append(start_dask("worker", address, "--nthreads", "1", "--no-dashboard"))
         yield address
     finally:
         for process in reversed(processes):
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+            stop(process)
 
 
 def test_demo_pipeline_on_a_scheduler_matches_the_local_run(scheduler: str, tmp_path: Path) -> None:

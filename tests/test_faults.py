@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from dask_processes import start_dask, start_scheduler, stop
 
 from curate import manifest
 from curate.executor import Executor, ExecutorOptions, finished_shards
@@ -108,37 +109,11 @@ def test_worker_killed_mid_run_loses_nothing(tree, reference, tmp_path):
 
 
 def test_real_scheduler_and_worker_processes_match_local_run(tree, reference, tmp_path):
-    scheduler_file = tmp_path / "scheduler.json"
-    dask = Path(sys.executable).with_name("dask")
-    scheduler = subprocess.Popen(
-        [
-            str(dask),
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    scheduler, address = start_scheduler(tmp_path / "scheduler.json")
     worker = None
     try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        worker = subprocess.Popen(
-            [str(dask), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        worker = start_dask("worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard")
         workdir = tmp_path / "remote"
         env = {**os.environ, "CURATE_SCHEDULER": address}
         run = _curate(
@@ -159,6 +134,4 @@ def test_real_scheduler_and_worker_processes_match_local_run(tree, reference, tm
         pd.testing.assert_frame_equal(_manifest_frame(workdir), reference)
     finally:
         for process in (worker, scheduler):
-            if process is not None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+            stop(process)

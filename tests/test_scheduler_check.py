@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from dask_processes import start_scheduler, stop
 
 from curate.errors import CurateError
 from curate.scheduler_check import check_scheduler
@@ -78,30 +77,9 @@ def garbage_server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory) -> Iterator[str]:
-    scheduler_file = tmp_path_factory.mktemp("sched") / "scheduler.json"
-    dask = str(Path(sys.executable).with_name("dask"))
-    process = subprocess.Popen(
-        [
-            dask,
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not scheduler_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield json.loads(scheduler_file.read_text())["address"]
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+    process, address = start_scheduler(tmp_path_factory.mktemp("sched") / "scheduler.json")
+    yield address
+    stop(process)
 
 
 def test_a_real_dask_scheduler_passes_the_handshake(dask_scheduler):
