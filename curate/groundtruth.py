@@ -8,6 +8,7 @@ planted beside it, so a reader sees both the catch and the miss.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,25 +36,36 @@ def _purity(rows: pd.DataFrame) -> float | None:
     return _share(int(right), len(rows))
 
 
-def _duplicate_pairs(joined: pd.DataFrame) -> tuple[int, int]:
-    """Planted near-duplicate pairs, and how many were caught.
+def _duplicate_pairs(joined: pd.DataFrame) -> dict[str, Any]:
+    """Planted near-duplicate pairs: found by dedup, resolved by an earlier stage, or left.
 
-    A pair is caught when both files end in one duplicate cluster, or — for a copy filed under another
-    identity — when both rows are flagged ``identity_conflict`` (the same photo under two names).
+    A pair is *found* when both files end in one duplicate cluster, or — for a copy filed under another
+    identity — when both rows are flagged ``identity_conflict`` (the same photo under two names). A pair not
+    found is *resolved earlier* when another stage already removed one of its files (e.g. rank's
+    ``low_score``), so no duplicate is left to find; it is *left* when both files are still kept: the misses
+    that reach the training set.
     """
     planted = joined.loc[joined["kind"] == "near_duplicate", ["file", "duplicate_of"]]
-    if "dup_cluster" not in joined:
-        return len(planted), 0
-    cluster = dict(zip(joined["file"], joined["dup_cluster"], strict=True))
+    clusters = joined["dup_cluster"] if "dup_cluster" in joined else pd.Series(None, index=joined.index)
+    cluster = dict(zip(joined["file"], clusters, strict=True))
     status = dict(zip(joined["file"], joined["status"], strict=True))
-    conflict = Status.IDENTITY_CONFLICT.value
-
-    def caught(copy: str, original: str) -> bool:
+    conflict, ok = Status.IDENTITY_CONFLICT.value, Status.OK.value
+    found = resolved_earlier = left = 0
+    for copy, original in planted.itertuples(index=False):
         same_cluster = pd.notna(cluster.get(copy)) and cluster.get(copy) == cluster.get(original)
-        return bool(same_cluster) or status.get(copy) == status.get(original) == conflict
-
-    found = sum(caught(copy, original) for copy, original in planted.itertuples(index=False))
-    return len(planted), found
+        if same_cluster or status.get(copy) == status.get(original) == conflict:
+            found += 1
+        elif status.get(copy) == ok and status.get(original) == ok:
+            left += 1
+        else:
+            resolved_earlier += 1
+    return {
+        "planted": len(planted),
+        "found": found,
+        "resolved_earlier": resolved_earlier,
+        "left": left,
+        "recall": _share(found, len(planted)),
+    }
 
 
 def curation_figures(
@@ -66,7 +78,6 @@ def curation_figures(
     kept = after[after["status"] == Status.OK.value]
     removed = after[after["status"] != Status.OK.value]
     originals = after[after["kind"] == "original"]
-    planted_pairs, found_pairs = _duplicate_pairs(after)
 
     def caught(kind: str) -> dict:
         planted = int((after["kind"] == kind).sum())
@@ -83,9 +94,5 @@ def curation_figures(
         "non_faces": caught("non_face"),
         "corrupt": caught("corrupt"),
         "near_duplicates": caught("near_duplicate"),
-        "duplicate_pairs": {
-            "planted": planted_pairs,
-            "found": found_pairs,
-            "recall": _share(found_pairs, planted_pairs),
-        },
+        "duplicate_pairs": _duplicate_pairs(after),
     }

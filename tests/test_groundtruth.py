@@ -40,10 +40,41 @@ def test_figures_count_catches_misses_and_cross_identity_copies(tmp_path):
         ],
     )
     figures = curation_figures(collected, final, truth, tmp_path)
-    assert figures["duplicate_pairs"] == {"planted": 3, "found": 2, "recall": 0.6667}
+    # A/5's original A/4 is flagged identity_conflict, so the pair is not left in the kept set
+    assert figures["duplicate_pairs"] == {
+        "planted": 3,
+        "found": 2,
+        "resolved_earlier": 1,
+        "left": 0,
+        "recall": 0.6667,
+    }
     assert figures["intruders"] == {"planted": 1, "removed": 1, "share_removed": 1.0}
     assert figures["corrupt"]["removed"] == 1
     # before: 6 decodable rows, 4 show their folder's person (A/3 intruder, B/1 someone else's face)
     assert figures["purity_before"] == round(4 / 6, 4)
     assert figures["purity_after"] == 1.0  # kept: A/1 and A/5
     assert figures["true_images_kept"] == 0.5  # originals A/1 kept, A/4 flagged
+
+
+def test_a_pair_whose_copy_an_earlier_stage_removed_is_resolved_not_missed(tmp_path):
+    truth = pd.DataFrame(
+        [
+            ("A/1.jpg", "A", "A", "original", None),
+            ("A/2.jpg", "A", "A", "near_duplicate", "A/1.jpg"),  # rank dropped the copy: resolved
+            ("A/3.jpg", "A", "A", "original", None),
+            ("A/4.jpg", "A", "A", "near_duplicate", "A/3.jpg"),  # both kept: left
+        ],
+        columns=["file", "folder_identity", "true_identity", "kind", "duplicate_of"],
+    )
+    collected = _frame(tmp_path, [(f, "ok", None) for f in truth.file])
+    final = _frame(
+        tmp_path,
+        [
+            ("A/1.jpg", "ok", None),
+            ("A/2.jpg", "low_score", None),
+            ("A/3.jpg", "ok", None),
+            ("A/4.jpg", "ok", None),
+        ],
+    )
+    pairs = curation_figures(collected, final, truth, tmp_path)["duplicate_pairs"]
+    assert (pairs["found"], pairs["resolved_earlier"], pairs["left"]) == (0, 1, 1)

@@ -30,8 +30,9 @@ def _print_report(report: dict) -> None:
         table.add_row(f"{kind.replace('_', ' ')} removed", f"{row['removed']} of {row['planted']}")
     pairs = curation["duplicate_pairs"]
     table.add_row(
-        "planted duplicate pairs found",
-        f"{pairs['found']} of {pairs['planted']} (missed {pairs['planted'] - pairs['found']})",
+        "planted duplicate pairs",
+        f"{pairs['planted']}: dedup found {pairs['found']}, {pairs['resolved_earlier']} resolved earlier"
+        f" (one copy removed), {pairs['left']} left in the kept set",
     )
     console.print(table)
     table = Table(title="verification on held-out synthetic identities (10-fold)")

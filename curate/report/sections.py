@@ -137,7 +137,9 @@ def ground_truth_section(truth: dict[str, Any]) -> str:
             [f"{kind.replace('_', ' ')} removed", f"{truth[kind]['removed']} of {truth[kind]['planted']}"]
         )
     pairs = truth["duplicate_pairs"]
-    rows.append(["planted duplicate pairs found", f"{pairs['found']} of {pairs['planted']}"])
+    rows.append(["planted duplicate pairs found by dedup", f"{pairs['found']} of {pairs['planted']}"])
+    rows.append(["planted duplicate pairs resolved earlier (one copy removed)", pairs["resolved_earlier"]])
+    rows.append(["planted duplicate pairs left in the kept set", pairs["left"]])
     return table(["check", "value"], rows)
 
 
