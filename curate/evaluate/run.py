@@ -1,6 +1,6 @@
 """Embed a set of evaluation images with a model: decode, detect and align as the faces stage does, embed.
 
-The aligner is built by :func:`curate.stages.faces.make_aligner` from the faces stage's own config (the
+The aligner is built by :func:`curate.faces.make_aligner` from the faces stage's own config (the
 one saved in ``<workdir>/faces/_config.json`` when given, else its defaults), so evaluation crops are made by
 the same code and parameters as training crops. Evaluation never drops an image: where no face is found
 the whole image (centred square) is embedded, and the count is reported.
@@ -203,8 +203,7 @@ def make_crops(
 ) -> None:
     """Decode and align every image not yet in ``cache`` (``config`` None: keep images as they are)."""
     from curate.decode import DEFAULT_MAX_PIXELS, load_rgb
-    from curate.faces import aligned_crop_or_whole
-    from curate.stages.faces import make_aligner
+    from curate.faces import aligned_crop_or_whole, make_aligner
 
     aligner = None
     max_pixels = config.max_pixels if config is not None else DEFAULT_MAX_PIXELS

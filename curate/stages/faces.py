@@ -39,9 +39,9 @@ from curate.faces import (
     DEFAULT_RETRY_MAX_SIDE,
     DetectorKind,
     FaceAligner,
-    FaceModels,
     aligned_crop_or_whole,
     load_models,
+    make_aligner,
 )
 from curate.faces.quality import laplacian_variance, yaw_from_landmarks
 from curate.record import Status, add_columns, ok_mask, set_status
@@ -109,24 +109,6 @@ class FacesConfig:
                 raise ConfigError(key, getattr(self, key), "use 0 (never shrink) or at least 64 pixels")
         if self.max_pixels < 1:
             raise ConfigError("max_pixels", self.max_pixels, "use a positive pixel count")
-
-
-def make_aligner(config: FacesConfig, models: FaceModels | None = None) -> FaceAligner:
-    """The aligner a ``faces`` run used, from its config (e.g. rebuilt from the stage's ``_config.json``).
-
-    Evaluation code calls this to align its images exactly as the training images were aligned.
-    """
-    return FaceAligner(
-        DetectorKind(config.detector).value,
-        config.upsample,
-        config.crop_size,
-        config.padding,
-        max_side=config.max_side,
-        retry_detector=None if config.retry_detector is None else DetectorKind(config.retry_detector).value,
-        retry_upsample=config.retry_upsample,
-        retry_max_side=config.retry_max_side,
-        models=models,
-    )
 
 
 def store_crop(workdir: Path, crop: np.ndarray) -> str:
