@@ -37,6 +37,7 @@ from curate.groundtruth import curation_figures
 from curate.pipeline import PipelineSpec, StageSpec, parse_pipeline, select_range
 from curate.report import ReportInputs, write_report
 from curate.report.saliency import sample_pairs
+from curate.storage import atomic_write_text
 from curate.synth import SynthConfig, synthesize
 from curate.train.config import HeadKind, TrainConfig
 from curate.train.loop import train
@@ -212,5 +213,5 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
         "report_html": str(report_path),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    (workdir / "report.json").write_text(json.dumps(summary, indent=1, default=float))
+    atomic_write_text(workdir / "report.json", json.dumps(summary, indent=1, default=float))
     return summary

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.storage import WORKDIR_FILE
 
 logger = logging.getLogger(__name__)
 
-WORKDIR_FILE = "_curate.json"  # the same name as curate.pipeline.WORKDIR_FILE (which imports this module)
 MIN_FREE_BYTES = 256 * 1024  # below this a stage cannot even write its markers and stats
-TEMP_FILE = re.compile(r"^\..+\.tmp(\.[a-z0-9]+)?$")  # .<name>.<pid|uuid>.tmp[.ext], see manifest.py
+TEMP_FILE = re.compile(r"^\..+\.tmp(\.[a-z0-9]+)?$")  # .<name>.<pid|uuid>.tmp[.ext], see curate.storage
 ERRNO_IN_MESSAGE = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)  # pyarrow's OSErrors carry it in text
 
 FIXES = {

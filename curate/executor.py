@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate import lineage, manifest, stageplan
+from curate import lineage, manifest, stageplan, storage
 from curate.envcheck import QuietFileHandler
 from curate.errors import CurateError
 from curate.inprocess import DeferredTask, as_completed, worth_a_cluster
@@ -58,28 +58,13 @@ class StageResult:
 
 
 marker_path = lineage.marker_path
-
-
-def stats_path(workdir: Path, stage: str, shard: int) -> Path:
-    """The per-shard stats JSON."""
-    return manifest.stage_dir(workdir, stage) / "_stats" / f"{manifest.shard_name(shard)}.json"
-
-
-def input_path(workdir: Path, stage: str, shard: int) -> Path:
-    """Where a source stage's planned input rows for one shard are kept."""
-    return manifest.stage_dir(workdir, stage) / "_input" / f"{manifest.shard_name(shard)}.parquet"
+stats_path = storage.stats_path
+input_path = storage.input_path
 
 
 def finished_shards(workdir: Path, stage: str, n_shards: int) -> set[int]:
     """Shards of ``stage`` whose marker exists and agrees with the shard's files."""
     return {s for s in range(n_shards) if lineage.check_shard(workdir, stage, s).state == lineage.DONE}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _status_counts(table: pa.Table) -> dict[str, int]:
@@ -114,7 +99,7 @@ def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float, staged: bo
         **ctx.stats,
         "output": lineage.output_facts(ctx.workdir, ctx.stage, ctx.shard, path, table.num_rows),
     }
-    _write_text_atomic(
+    storage.atomic_write_text(
         stats_path(ctx.workdir, ctx.stage, ctx.shard), json.dumps(stats, indent=1, default=str)
     )
     return stats
@@ -124,7 +109,7 @@ class _ShardLog:
     """Sends the ``curate`` loggers to ``_logs/<name>.log`` for the duration of one task."""
 
     def __init__(self, workdir: Path, stage: str, name: str) -> None:
-        path = manifest.stage_dir(workdir, stage) / "_logs" / f"{name}.log"
+        path = storage.log_path(workdir, stage, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handler = QuietFileHandler(path, mode="a")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

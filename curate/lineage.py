@@ -22,38 +22,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from curate import manifest
+from curate import manifest, storage
+from curate.storage import (  # noqa: F401 -- re-exported: callers know these as lineage.*
+    SUCCESS_FILE,
+    marker_path,
+    staged_path,
+    success_path,
+)
 
 logger = logging.getLogger(__name__)
 
 MARKER_FORMAT = 1
-SUCCESS_FILE = manifest.SUCCESS_FILE
 DONE, ABSENT, CORRUPT = "done", "absent", "corrupt"
 FILE_PREFIX = "file:"
 # The order stages chain in when no input is named: each reads the last of these run before it.
 CANONICAL_ORDER = ("collect", "exact", "faces", "select", "describe", "rank", "dedup")
-
-
-def marker_path(workdir: Path, stage: str, shard: int) -> Path:
-    """The completion marker of one shard."""
-    return manifest.stage_dir(workdir, stage) / "_done" / manifest.shard_name(shard)
-
-
-def staged_path(workdir: Path, stage: str, shard: int) -> Path:
-    """Where a global stage writes a shard aside until every shard is written."""
-    return manifest.stage_dir(workdir, stage) / "_staged" / f"{manifest.shard_name(shard)}.parquet"
-
-
-def success_path(workdir: Path, stage: str) -> Path:
-    """The file that says a stage is complete: every shard verified and made from what is there now."""
-    return manifest.stage_dir(workdir, stage) / SUCCESS_FILE
 
 
 def sha256_file(path: Path) -> str:
@@ -79,7 +68,7 @@ def file_facts(path: Path) -> dict[str, Any]:
 def output_facts(workdir: Path, stage: str, shard: int, parquet: Path, rows: int) -> dict[str, Any]:
     """What a marker needs about a shard just written: its Parquet file and its vector files."""
     vectors = {}
-    root = manifest.stage_dir(workdir, stage) / "_vectors"
+    root = storage.vectors_dir(workdir, stage)
     for path in sorted(root.glob(f"*/{manifest.shard_name(shard)}.npy")) if root.is_dir() else []:
         vectors[path.parent.name] = file_facts(path)
     return {"rows": rows, "parquet": file_facts(parquet), "vectors": vectors}
@@ -210,18 +199,7 @@ def write_marker(
         "inputs": inputs,
         "digest": shard_digest(config, inputs, facts),
     }
-    write_json_atomic(marker_path(workdir, stage, shard), marker)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON under a temporary name, fsync, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(value, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    storage.atomic_write_json(marker_path(workdir, stage, shard), marker)
 
 
 @dataclass

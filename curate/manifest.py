@@ -1,23 +1,13 @@
-"""Parquet manifests sharded by identity: layout, atomic writes and version-checked reads.
+"""Parquet manifests sharded by identity: shard assignment, atomic writes and version-checked reads.
 
-Layout of one stage's output (names starting with ``_`` or ``.`` are invisible to Parquet readers, so
-``pandas.read_parquet("<workdir>/<stage>")`` sees exactly the manifest)::
-
-    <workdir>/<stage>/<shard:05d>.parquet        the manifest shards
-    <workdir>/<stage>/_vectors/<name>/<shard:05d>.npy   dense vectors, same row order as the shard
-    <workdir>/<stage>/_stats/<shard:05d>.json    per-shard counts and timings
-    <workdir>/<stage>/_logs/<shard:05d>.log      per-shard log
-    <workdir>/<stage>/_done/<shard:05d>          marker: rows, checksums, lineage; written last
-    <workdir>/<stage>/_config.json               the resolved stage config
-    <workdir>/<stage>/_SUCCESS                   written when every shard is verified and current
-
-A reader outside curate knows a stage is complete when ``_SUCCESS`` exists (see manifests/README.md).
+Where each file of a stage lives is :mod:`curate.storage`'s business (its docstring draws the layout); the
+path helpers are re-exported here for the callers that know them as ``manifest.shard_path`` etc. A reader
+outside curate knows a stage is complete when ``_SUCCESS`` exists (see manifests/README.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +16,19 @@ import pyarrow.parquet as pq
 
 from curate.errors import CurateError, SchemaVersionError
 from curate.record import SCHEMA_VERSION
+from curate.storage import (  # noqa: F401 -- re-exported: callers know these as manifest.*
+    SUCCESS_FILE,
+    atomic_open,
+    atomic_path,
+    done_dir,
+    shard_name,
+    shard_path,
+    stage_dir,
+    vectors_path,
+)
 
 META_VERSION = b"curate.schema_version"
 META_KIND = b"curate.manifest_kind"
-SUCCESS_FILE = "_SUCCESS"
 
 
 def shard_of(identity_id: str, n_shards: int) -> int:
@@ -38,52 +37,20 @@ def shard_of(identity_id: str, n_shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % n_shards
 
 
-def shard_name(shard: int) -> str:
-    """``00042``: the zero-padded shard number used in every per-shard file name."""
-    return f"{shard:05d}"
-
-
-def stage_dir(workdir: Path, stage: str) -> Path:
-    """The folder that holds a stage's manifest."""
-    return Path(workdir) / stage
-
-
-def shard_path(workdir: Path, stage: str, shard: int) -> Path:
-    """The Parquet file of one shard of a stage."""
-    return stage_dir(workdir, stage) / f"{shard_name(shard)}.parquet"
-
-
-def vectors_path(workdir: Path, stage: str, name: str, shard: int) -> Path:
-    """The ``.npy`` file of one shard's dense vectors (row order = the shard's row order)."""
-    return stage_dir(workdir, stage) / "_vectors" / name / f"{shard_name(shard)}.npy"
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def write_shard(table: pa.Table, path: Path, kind: str = "images") -> None:
-    """Write ``table`` to ``path`` atomically (temporary name, fsync, rename) with the schema version."""
+    """Write ``table`` to ``path`` atomically (:func:`curate.storage.atomic_path`) with the schema version."""
     metadata = dict(table.schema.metadata or {})
     metadata[META_VERSION] = SCHEMA_VERSION.encode()
     metadata[META_KIND] = kind.encode()
     table = table.replace_schema_metadata(metadata)
-    tmp = _atomic_target(path)
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def write_vectors(array: np.ndarray, path: Path) -> None:
     """Write a vector shard atomically."""
-    tmp = _atomic_target(path)
-    with open(tmp, "wb") as handle:
+    with atomic_open(path) as handle:
         np.save(handle, array)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def check_version(schema: pa.Schema, where: Path) -> None:
@@ -121,7 +88,7 @@ def read_stage(workdir: Path, stage: str) -> pa.Table:
     if not shards:
         raise CurateError(f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first")
     folder = stage_dir(workdir, stage)
-    if (folder / "_done").is_dir() and not (folder / SUCCESS_FILE).exists():
+    if done_dir(workdir, stage).is_dir() and not (folder / SUCCESS_FILE).exists():
         raise CurateError(
             f"stage '{stage}' in {workdir} is not complete (no {SUCCESS_FILE}); "
             f"see 'curate status' and run '{stage}' again"

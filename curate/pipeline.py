@@ -32,11 +32,11 @@ from curate.executor import Executor, ExecutorOptions, StageResult
 from curate.run_guard import confirm_done, guard
 from curate.stage import Stage
 from curate.stages import STAGES, stage_class
+from curate.storage import WORKDIR_FILE, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SHARDS = 8
-WORKDIR_FILE = "_curate.json"
 
 
 @dataclass
@@ -142,7 +142,7 @@ def resolve_shards(workdir: Path, requested: int | None) -> int:
         return stored
     shards = requested or DEFAULT_SHARDS
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"n_shards": shards}))
+    atomic_write_text(path, json.dumps({"n_shards": shards}))
     return shards
 
 

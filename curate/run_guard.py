@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate import lineage
+from curate import lineage, storage
 from curate.config import config_to_dict
 from curate.envcheck import Access, os_error_message, remove_temp_files
 from curate.errors import CurateError
@@ -42,7 +42,7 @@ def _shards_done(workdir: Path, stage: str, n_shards: int) -> int:
 
 
 def _config_matches(workdir: Path, stage: Stage) -> bool:
-    path = workdir / stage.name / "_config.json"
+    path = storage.config_path(workdir, stage.name)
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):

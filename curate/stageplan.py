@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate import __version__, lineage, manifest
+from curate import __version__, lineage, manifest, storage
 from curate.config import config_to_dict
 from curate.errors import CurateError
 from curate.lineage import DONE, Checks
@@ -27,7 +26,7 @@ from curate.stage import GlobalStage, Stage
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "_config.json"
+CONFIG_FILE = storage.CONFIG_FILE
 
 
 def _recorded_input(workdir: Path, stage: str) -> str | None:
@@ -74,7 +73,7 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
             )
     saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
     if not path.exists() or json.loads(path.read_text()) != saved:  # a finished run writes nothing
-        lineage.write_json_atomic(path, saved)
+        storage.atomic_write_json(path, saved)
     return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
 
 
@@ -131,7 +130,7 @@ class StagePlan:
         """A global stage's shards, written aside, move into place; then their markers."""
         for stats in results:
             shard = int(stats["shard"])
-            os.replace(
+            storage.atomic_move(
                 lineage.staged_path(self.workdir, self.stage, shard),
                 manifest.shard_path(self.workdir, self.stage, shard),
             )
@@ -158,7 +157,7 @@ class StagePlan:
         path = lineage.success_path(self.workdir, self.stage)
         if path.exists() and json.loads(path.read_text()).get("digest") == digest:
             return True  # already written for exactly these shards
-        lineage.write_json_atomic(
+        storage.atomic_write_json(
             path,
             {
                 "stage": self.stage,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curate import lineage, manifest
+from curate import lineage, manifest, storage
 
 
 def seal_stage(workdir: Path, stage: str, n_shards: int, config: str = "test-fixture") -> None:
@@ -21,7 +21,7 @@ def seal_stage(workdir: Path, stage: str, n_shards: int, config: str = "test-fix
         facts = lineage.output_facts(workdir, stage, shard, path, count)
         lineage.write_marker(workdir, stage, shard, facts, config=config, inputs={})
     digests = [lineage.check_shard(workdir, stage, s).marker["digest"] for s in range(n_shards)]
-    lineage.write_json_atomic(
+    storage.atomic_write_json(
         lineage.success_path(workdir, stage),
         {"stage": stage, "shards": n_shards, "rows": rows, "digest": lineage.digest_of(digests)},
     )

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from curate.search import choose_keepers, cluster_labels, gpu_available, hamming_pairs, similar_pairs
-from curate.search.clusters import UnionFind
 
 
 def clustered_unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -131,9 +130,16 @@ def test_union_find_matches_connected_components() -> None:
     same_ours = labels[:, None] == labels[None, :]
     same_ref = ref[:, None] == ref[None, :]
     assert np.array_equal(same_ours, same_ref)
-    sets = UnionFind(3)
-    sets.union(0, 2)
-    assert sets.find(0) == sets.find(2) != sets.find(1)
+
+
+def test_components_with_repeated_pairs_self_loops_and_no_pairs() -> None:
+    none = np.zeros(0, dtype=np.int64)
+    assert cluster_labels(0, none, none).shape == (0,)
+    assert len(set(cluster_labels(3, none, none).tolist())) == 3
+    i = np.array([0, 2] * 300 + [4], dtype=np.int64)  # one pair 600 times (both directions), a self-loop
+    j = np.array([2, 0] * 300 + [4], dtype=np.int64)
+    labels = cluster_labels(5, i, j)
+    assert labels[0] == labels[2] and len({labels[0], labels[1], labels[3], labels[4]}) == 4
 
 
 def test_keeper_choice_does_not_depend_on_row_order() -> None:

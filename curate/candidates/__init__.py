@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from curate import manifest
 from curate.candidates.build import COLUMNS, CandidatesConfig, build_candidates
 from curate.errors import CurateError
 from curate.record import Status
+from curate.storage import atomic_open
 
 __all__ = [
     "COLUMNS",
@@ -56,8 +56,7 @@ def write_candidates(table: pa.Table, workdir: Path) -> Path:
 def _write_review(table: pa.Table, path: Path) -> None:
     rows = table.select(["identity_id", "name", "possible_duplicate_of", "duplicate_distance"]).to_pylist()
     names = dict(zip(table.column("identity_id").to_pylist(), table.column("name").to_pylist(), strict=True))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["identity_id", "name", "possible_duplicate_of", "duplicate_name", "edits"])
         for row in rows:
@@ -66,7 +65,6 @@ def _write_review(table: pa.Table, path: Path) -> None:
                 writer.writerow(
                     [row["identity_id"], row["name"], other, names[other], row["duplicate_distance"]]
                 )
-    os.replace(tmp, path)
 
 
 def read_candidates(workdir_or_path: Path) -> pa.Table:

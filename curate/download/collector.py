@@ -140,7 +140,7 @@ class Collector:
         extension = ""
         if decoded.ok:
             extension = EXTENSIONS.get(sniff_format(data) or "", "")
-            self.store.put(sha, extension, data)
+            self.store.put(data, extension, key=sha)
         return Outcome(
             result.url,
             decoded.status.value,

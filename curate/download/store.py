@@ -1,7 +1,8 @@
 """The content-addressed image store and the per-shard download journal.
 
-Store: ``<workdir>/store/<sha[:2]>/<sha><ext>``, one file per distinct byte string, written atomically, so
-the same image found under many URLs (or identities) is kept once and a file that exists is complete.
+Store: ``<workdir>/store/<sha[:2]>/<sha><ext>``, a :class:`curate.storage.ContentStore`: one file per
+distinct byte string, written atomically, so the same image found under many URLs (or identities) is kept
+once and a file that exists is complete.
 
 Journal: ``<workdir>/store/_journal/<shard>.jsonl``, one JSON line per finished URL (its outcome), appended
 and flushed right after each fetch. A run that is killed and started again reads the journal first and
@@ -15,12 +16,12 @@ import json
 import logging
 import os
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from curate.record import Status
+from curate.storage import ContentStore  # noqa: F401 -- the download store; re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -64,33 +65,6 @@ class Outcome:
             raise ValueError("journal line is not an object")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in names})
-
-
-class ContentStore:
-    """Files named by the sha256 of their bytes under one root folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def path_for(self, sha256: str, extension: str) -> Path:
-        """Where the bytes with this digest live."""
-        return self.root / sha256[:2] / f"{sha256}{extension}"
-
-    def has(self, sha256: str, extension: str) -> bool:
-        """Is this digest stored?"""
-        return self.path_for(sha256, extension).is_file()
-
-    def put(self, sha256: str, extension: str, data: bytes) -> Path:
-        """Store ``data`` (whose digest the caller computed) unless it is there already; return its path."""
-        target = self.path_for(sha256, extension)
-        if target.is_file():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-        return target
 
 
 class Journal:

@@ -21,6 +21,7 @@ from curate.evaluate.identification import gallery_probe_split, identify
 from curate.evaluate.pairs import CFP_PROTOCOLS, PairSet, read_cfp_split, read_lfw_pairs
 from curate.evaluate.run import EmbeddedImages, ProgressFn, embed_images
 from curate.evaluate.verification import by_group, pair_scores, plot_roc, verify
+from curate.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,6 @@ def _write(report: dict[str, Any], result: Any, out_dir: Path, embedded: Embedde
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{report['protocol']} ({len(report['folds'])} folds): {embedded.model_name}"
     plot_roc({embedded.model_name: (result.fpr, result.tpr)}, out_dir / "roc.png", title)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     logger.info("wrote %s and roc.png", out_dir / "report.json")
     return [str(out_dir / "report.json"), str(out_dir / "roc.png")]

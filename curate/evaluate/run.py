@@ -1,6 +1,6 @@
 """Embed a set of evaluation images with a model: decode, detect and align as the faces stage does, embed.
 
-The aligner is built by :func:`curate.stages.faces.make_aligner` from the faces stage's own config (the
+The aligner is built by :func:`curate.faces.make_aligner` from the faces stage's own config (the
 one saved in ``<workdir>/faces/_config.json`` when given, else its defaults), so evaluation crops are made by
 the same code and parameters as training crops. Evaluation never drops an image: where no face is found
 the whole image (centred square) is embedded, and the count is reported.
@@ -12,9 +12,9 @@ embeddings per (model, aligner settings, image). An image is keyed by its resolv
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from curate import storage
 from curate.config import build_config, config_to_dict
+from curate.storage import ContentStore, atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class CropCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.store = ContentStore(self.root)
         self.index = self.root / "index.jsonl"
         self.records: dict[str, dict[str, str]] = {}
         if self.index.is_file():
@@ -55,11 +58,9 @@ class CropCache:
     def put(self, key: str, crop: np.ndarray | None, source: str, status: str, reason: str) -> None:
         """Store one outcome; ``as_is`` images are not copied (they are re-read from their path)."""
         if crop is not None and source != "as_is":
-            target = self.root / key[:2] / f"{key}.png"
-            target.parent.mkdir(exist_ok=True)
-            tmp = target.with_name(f".{key}.{os.getpid()}.tmp")
-            Image.fromarray(crop).save(tmp, format="PNG")
-            os.replace(tmp, target)
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, format="PNG")
+            self.store.put(buffer.getvalue(), ".png", key=key)
         record = {"key": key, "source": source, "status": status, "reason": reason}
         with open(self.index, "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -75,7 +76,7 @@ class CropCache:
             from curate.decode import load_rgb
 
             return np.asarray(load_rgb(path).image)
-        with Image.open(self.root / key[:2] / f"{key}.png") as crop:
+        with Image.open(self.store.path_for(key, ".png")) as crop:
             return np.asarray(crop.convert("RGB"))
 
 
@@ -108,11 +109,9 @@ class EmbeddingCache:
         """Write the file (temporary name, then rename) when anything was added."""
         if not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp.npz")
         keys = list(self.vectors)
-        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
-        os.replace(tmp, self.path)
+        with atomic_open(self.path) as handle:
+            np.savez(handle, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
         self.dirty = 0
 
 
@@ -144,7 +143,7 @@ def faces_config(workdir: Path | None) -> Any:
     from curate.stages.faces import FacesConfig
 
     values: dict[str, Any] = {}
-    saved = Path(workdir) / "faces" / "_config.json" if workdir is not None else None
+    saved = storage.config_path(workdir, "faces") if workdir is not None else None
     if saved is not None and saved.is_file():
         known = {f.name for f in fields(FacesConfig)}
         stored = json.loads(saved.read_text())
@@ -204,8 +203,7 @@ def make_crops(
 ) -> None:
     """Decode and align every image not yet in ``cache`` (``config`` None: keep images as they are)."""
     from curate.decode import DEFAULT_MAX_PIXELS, load_rgb
-    from curate.faces import aligned_crop_or_whole
-    from curate.stages.faces import make_aligner
+    from curate.faces import aligned_crop_or_whole, make_aligner
 
     aligner = None
     max_pixels = config.max_pixels if config is not None else DEFAULT_MAX_PIXELS

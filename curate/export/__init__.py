@@ -17,7 +17,6 @@ The rows come from :func:`~curate.export.source.final_stage` unless an input sta
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -39,6 +38,7 @@ from curate.export.files import (
     write_tree,
 )
 from curate.export.source import ImageKind, final_stage, kept_rows
+from curate.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +131,10 @@ def export_dataset(workdir: Path, config: ExportConfig, progress: Progress | Non
     return result
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_lists(rows: Any, out: Path, tree: bool) -> None:
     """``list.txt`` (when the tree was written) and ``identities.tsv``."""
     if tree:
-        _write_text(
+        atomic_write_text(
             out / "list.txt",
             "".join(f"{f} {label}\n" for f, label in zip(rows["file"], rows["label"], strict=True)),
         )
@@ -149,4 +143,4 @@ def _write_lists(rows: Any, out: Path, tree: bool) -> None:
     per = rows.groupby(["label", "identity_id", "identity_name"], sort=True).size()
     lines = ["label\tidentity_id\tidentity_name\timages\n"]
     lines += [f"{label}\t{identity}\t{name}\t{n}\n" for (label, identity, name), n in per.items()]
-    _write_text(out / "identities.tsv", "".join(lines))
+    atomic_write_text(out / "identities.tsv", "".join(lines))

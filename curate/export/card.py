@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from curate import __version__, manifest
 from curate.export.funnel import funnel, stage_chain, stage_config
 from curate.record import Status
+from curate.storage import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def _histogram(per_identity: pd.Series, path: Path) -> None:
     axes.set_xlabel("images per identity")
     axes.set_ylabel("identities")
     axes.set_title(f"{len(per_identity)} identities, {int(per_identity.sum())} images")
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def _collection(workdir: Path, chain: list[str]) -> dict[str, Any]:
@@ -216,7 +218,7 @@ def write_card(workdir: Path, stage: str, rows: pd.DataFrame, out: Path, setting
     data = card_data(workdir, stage, rows, out, settings)
     if len(rows):
         _histogram(rows.groupby("identity_id").size(), Path(out) / HISTOGRAM)
-    (Path(out) / "card.json").write_text(json.dumps(data, indent=1) + "\n")
+    atomic_write_text(Path(out) / "card.json", json.dumps(data, indent=1) + "\n")
     readme = Path(out) / "README.md"
-    readme.write_text(card_markdown(data))
+    atomic_write_text(readme, card_markdown(data))
     return readme

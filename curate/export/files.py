@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from curate.errors import CurateError
+from curate.storage import atomic_open, atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +40,7 @@ def load_state(out: Path) -> dict[str, Any]:
 
 def save_state(out: Path, state: dict[str, Any]) -> None:
     """Write ``_export.json`` atomically."""
-    tmp = out / f".{STATE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, out / STATE_FILE)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_json(out / STATE_FILE, state)
 
 
 def read_checked(source: Path, expected: str | None) -> tuple[bytes, str]:
@@ -82,7 +73,7 @@ def write_tree(rows: pd.DataFrame, out: Path, state: dict[str, Any], progress: P
             digest = record[0]
         else:
             data, digest = read_checked(Path(row.export_source), row.export_sha256)
-            _atomic_bytes(out / relative, data)
+            atomic_write_bytes(out / relative, data)
             files[relative] = [digest, len(data)]
             written += 1
         relatives.append(relative)
@@ -170,16 +161,13 @@ def write_shards(
 def _write_tar(target: Path, sources: list[tuple[str, str | None]], samples: list[tuple]) -> None:
     import webdataset as wds  # imported here so the CLI starts without it
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_open(target) as handle:
         writer = wds.TarWriter(handle, mtime=TAR_MTIME)
         for (source, expected), (key, name, record) in zip(sources, samples, strict=True):
             data, _ = read_checked(Path(source), expected)
             extension = name.split(".", 1)[1]
             writer.write({"__key__": key, extension: data, "json": json.dumps(record).encode()})
         writer.close()
-    os.replace(tmp, target)
 
 
 def json_ready(value: Any) -> Any:

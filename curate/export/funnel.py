@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from curate import manifest
+from curate import manifest, storage
 from curate.record import Status
 
 HEX = re.compile(r"(?:[a-z0-9]+-)*[0-9a-f]{8,}")
@@ -49,7 +49,7 @@ class StageStep:
 
 def stage_config(workdir: Path, stage: str) -> dict:
     """The saved ``_config.json`` of a stage (empty when there is none)."""
-    path = Path(workdir) / stage / "_config.json"
+    path = storage.config_path(workdir, stage)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 

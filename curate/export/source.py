@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate import lineage, manifest
+from curate import lineage, manifest, storage
 from curate.errors import ConfigError, CurateError
-from curate.pipeline import WORKDIR_FILE
 from curate.record import Status
+from curate.storage import WORKDIR_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _stage_configs(workdir: Path) -> dict[str, dict]:
     if not meta.is_file():
         raise CurateError(f"{workdir} is not a curate workdir (no {WORKDIR_FILE}); give the right --workdir")
     found = {}
-    for saved in sorted(workdir.glob("*/_config.json")):
+    for saved in sorted(workdir.glob(f"*/{storage.CONFIG_FILE}")):
         config = json.loads(saved.read_text())
         stage = saved.parent.name
         if manifest.list_shards(workdir, stage):
@@ -74,7 +74,7 @@ def final_stage(workdir: Path) -> str:
 
     def order(stage: str) -> tuple[int, float]:
         position = CANONICAL_ORDER.index(stage) if stage in CANONICAL_ORDER else -1
-        return position, (workdir / stage / "_config.json").stat().st_mtime
+        return position, storage.config_path(workdir, stage).stat().st_mtime
 
     return _require_done(workdir, max(leaves or list(stages), key=order))
 

@@ -1,8 +1,10 @@
 """Faces: detection (CenterFace or dlib), 5-point alignment and crops, plus cheap quality measures.
 
-The same :class:`FaceAligner` aligns training images (the ``faces`` stage) and evaluation images.
+The same :class:`FaceAligner`, built by :func:`make_aligner` from the faces stage's settings, aligns
+training images (the ``faces`` stage) and evaluation images.
 """
 
+from curate.faces.aligner import AlignerSettings, make_aligner
 from curate.faces.detect import (
     DEFAULT_MAX_SIDE,
     DEFAULT_RETRY_MAX_SIDE,
@@ -21,6 +23,7 @@ from curate.faces.quality import face_size, laplacian_variance, yaw_from_landmar
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "DEFAULT_RETRY_MAX_SIDE",
+    "AlignerSettings",
     "DetectedFace",
     "DetectionPass",
     "DetectorKind",
@@ -31,6 +34,7 @@ __all__ = [
     "face_size",
     "laplacian_variance",
     "load_models",
+    "make_aligner",
     "whole_image_crop",
     "yaw_from_landmarks",
 ]

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -25,9 +25,7 @@ from threadpoolctl import threadpool_limits
 from curate.errors import CurateError
 from curate.rank.registry import get_scorer
 from curate.rank.scorers import Scorer, nearest_to_centre
-
-if TYPE_CHECKING:
-    from curate.stages.rank import RankConfig
+from curate.rank.settings import RankSettings
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +110,7 @@ class _NegativePool:
 
 
 def rank_identities(
-    identities: list[Identity], config: RankConfig
+    identities: list[Identity], config: RankSettings
 ) -> tuple[list[Ranking], list[dict[str, Any]]]:
     """Run the self-training rounds; returns each identity's ranking and one stats dict per round run.
 
@@ -177,7 +175,7 @@ def _rank_one(
     index: int,
     positives: np.ndarray,
     pools: tuple[_NegativePool, _NegativePool],
-    config: RankConfig,
+    config: RankSettings,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score, rank and keep one identity's images for one round."""
     rng = identity_rng(config.seed, identity.identity_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from curate.report.sections import (
     removed_section,
     review_section,
 )
+from curate.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,6 @@ def build_page(inputs: ReportInputs) -> str:
 def write_report(inputs: ReportInputs, out: Path) -> Path:
     """Write the page to ``out`` atomically and return its path."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(build_page(inputs), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, build_page(inputs))
     logger.info("wrote %s", out)
     return out

@@ -23,6 +23,7 @@ import pandas as pd
 
 from curate.errors import CurateError
 from curate.review.store import KINDS, DecisionStore, Event, latest_per_reviewer
+from curate.storage import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def write_csv(store: DecisionStore, path: Path, history: bool = False) -> int:
     """Write the live decisions (or with ``history`` every event, undone ones included) as CSV."""
     frame = store.events() if history else store.current()
     columns = [*CSV_COLUMNS, "seq", "undone"] if history else CSV_COLUMNS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.sort_values("seq")[columns].to_csv(path, index=False)
+    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
+        frame.sort_values("seq")[columns].to_csv(handle, index=False)
     return len(frame)
 
 

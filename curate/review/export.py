@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from curate.errors import CurateError
 from curate.review.images import allowed_roots, contact_sheet
 from curate.review.plan import DEFAULT_BLOCK, ReviewPlan, build_plan
 from curate.review.source import default_export_dir, finished_at, load_rows, review_input_stage
+from curate.storage import atomic_open, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,8 @@ class ExportResult:
 
 def _write_table(frame: pd.DataFrame, out: Path, name: str) -> None:
     manifest.write_shard(pa.Table.from_pandas(frame, preserve_index=False), out / f"{name}.parquet", name)
-    tmp = out / f".{name}.csv.{os.getpid()}.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / f"{name}.csv")
+    with atomic_open(out / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+        frame.to_csv(handle, index=False)
 
 
 def write_plan(plan: ReviewPlan, out: Path, input_stage: str) -> None:
@@ -65,7 +64,7 @@ def write_plan(plan: ReviewPlan, out: Path, input_stage: str) -> None:
         "pairs": len(plan.pairs),
         "identities": len(plan.identities),
     }
-    (out / "plan.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "plan.json", json.dumps(summary, indent=1))
 
 
 def read_plan(out: Path) -> ReviewPlan:

@@ -8,6 +8,7 @@ image_id under ``<workdir>/_review/thumbs``.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -18,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from curate import storage
 from curate.decode import load_rgb
 from curate.review.source import review_dir
+from curate.storage import ContentStore, atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ LABEL_PX = 28
 def allowed_roots(workdir: Path, extra: Iterable[Path] = ()) -> list[Path]:
     """Folders whose files review may show: the workdir, the collected folder, and ``extra``."""
     roots = [Path(workdir), *extra]
-    config = Path(workdir) / "collect" / "_config.json"
+    config = storage.config_path(workdir, "collect")
     if config.exists():
         source = json.loads(config.read_text()).get("config", {}).get("source")
         if source:
@@ -49,9 +52,14 @@ def safe_path(path: str | None, roots: list[Path]) -> Path | None:
     return real
 
 
+def thumbnail_store(workdir: Path) -> ContentStore:
+    """The cache of thumbnails, keyed by the image's ``image_id``."""
+    return ContentStore(review_dir(workdir) / "thumbs")
+
+
 def thumbnail_path(workdir: Path, image_id: str) -> Path:
     """Where the cached thumbnail of an image lives."""
-    return review_dir(workdir) / "thumbs" / image_id[:2] / f"{image_id}.jpg"
+    return thumbnail_store(workdir).path_for(image_id, ".jpg")
 
 
 def thumbnail(workdir: Path, image_id: str, path: Path) -> Path | None:
@@ -65,11 +73,9 @@ def thumbnail(workdir: Path, image_id: str, path: Path) -> Path | None:
         return None
     image = decoded.image
     image.thumbnail((THUMB_PX, THUMB_PX))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    image.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, target)
-    return target
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return thumbnail_store(workdir).put(buffer.getvalue(), ".jpg", key=image_id)
 
 
 def contact_sheet(workdir: Path, block: pd.DataFrame, roots: list[Path], out: Path) -> None:
@@ -90,7 +96,5 @@ def contact_sheet(workdir: Path, block: pd.DataFrame, roots: list[Path], out: Pa
         score = "-" if pd.isna(item.rank_score) else f"{item.rank_score:.2f}"
         draw.text((x + 3, y + THUMB_PX + 1), f"{item.position} s={score}", fill="black")
         draw.text((x + 3, y + THUMB_PX + 13), str(item.flags)[:26], fill="firebrick")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    sheet.save(tmp, "PNG")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, "PNG")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate import manifest
+from curate import manifest, storage
 from curate.errors import CurateError
+from curate.storage import review_dir
 
 logger = logging.getLogger(__name__)
 
 CURATION_STAGES = ("dedup", "rank")
-REVIEW_DIR = "_review"
+REVIEW_DIR = storage.REVIEW_DIR
 WANTED_COLUMNS = (
     "image_id",
     "identity_id",
@@ -36,11 +37,6 @@ WANTED_COLUMNS = (
 )
 
 
-def review_dir(workdir: Path) -> Path:
-    """``<workdir>/_review``: the decision store, the default export folder, cached thumbnails."""
-    return Path(workdir) / REVIEW_DIR
-
-
 def store_path(workdir: Path) -> Path:
     """The SQLite decision log of a workdir."""
     return review_dir(workdir) / "decisions.sqlite"
@@ -53,7 +49,7 @@ def default_export_dir(workdir: Path) -> Path:
 
 def finished_at(workdir: Path, stage: str) -> float | None:
     """When the stage's last shard finished (newest marker), or None when it has no finished shard."""
-    markers = list((manifest.stage_dir(workdir, stage) / "_done").glob("*"))
+    markers = list(storage.done_dir(workdir, stage).glob("*"))
     if not markers or not manifest.list_shards(workdir, stage):
         return None
     return max(m.stat().st_mtime for m in markers)

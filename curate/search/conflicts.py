@@ -85,8 +85,8 @@ def _detect_crop(path: str | None, aligner: Any) -> np.ndarray | None:
 
 def _aligner() -> Any:
     """The faces stage's default aligner with a CNN retry on a HOG miss: few images, so the slow pass pays."""
-    from curate.faces import DetectorKind
-    from curate.stages.faces import FacesConfig, make_aligner
+    from curate.faces import DetectorKind, make_aligner
+    from curate.stages.faces import FacesConfig
 
     return make_aligner(FacesConfig(retry_detector=DetectorKind.CNN))
 

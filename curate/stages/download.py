@@ -20,17 +20,18 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from curate import manifest
+from curate import manifest, storage
 from curate.decode import DEFAULT_MAX_PIXELS
 from curate.download.collector import Collector
 from curate.download.fetch import FetchSettings
 from curate.download.safety import AddressPolicy
-from curate.download.store import ContentStore, Outcome
+from curate.download.store import Outcome
 from curate.download.urllist import read_url_list
 from curate.errors import ConfigError
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status, add_columns, ok_mask
 from curate.stage import ShardStage, StageContext
+from curate.storage import ContentStore
 
 PLAN_COLUMNS: dict[str, pa.DataType] = {"search_rank": pa.int32(), "query": pa.string()}
 COLUMNS: dict[str, pa.DataType] = {
@@ -152,7 +153,7 @@ class DownloadStage(ShardStage):
             if key not in table.column_names:
                 table = add_columns(table, {key: [None] * table.num_rows}, {key: dtype})
         config = self.config
-        store = ContentStore(Path(ctx.workdir).resolve() / "store")
+        store = ContentStore(storage.store_dir(Path(ctx.workdir).resolve()))
         collector = Collector(
             config.fetch_settings(),
             store,

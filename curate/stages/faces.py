@@ -20,10 +20,8 @@ crop an earlier manifest points to. ``crop_path`` is absolute, like ``path``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from curate import storage
 from curate.decode import DEFAULT_MAX_PIXELS, load_rgb
 from curate.errors import ConfigError
 from curate.faces import (
@@ -40,13 +39,14 @@ from curate.faces import (
     DEFAULT_RETRY_MAX_SIDE,
     DetectorKind,
     FaceAligner,
-    FaceModels,
     aligned_crop_or_whole,
     load_models,
+    make_aligner,
 )
 from curate.faces.quality import laplacian_variance, yaw_from_landmarks
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import ShardStage, StageContext
+from curate.storage import ContentStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "blur": pa.float32(),  # variance of the Laplacian of the grey crop (low = blurred)
     "yaw_deg": pa.float32(),  # head yaw estimated from the 5 landmarks, 0 = frontal
 }
-
-CROPS_DIR = "crops"
 
 
 @dataclass
@@ -113,37 +111,12 @@ class FacesConfig:
             raise ConfigError("max_pixels", self.max_pixels, "use a positive pixel count")
 
 
-def make_aligner(config: FacesConfig, models: FaceModels | None = None) -> FaceAligner:
-    """The aligner a ``faces`` run used, from its config (e.g. rebuilt from the stage's ``_config.json``).
-
-    Evaluation code calls this to align its images exactly as the training images were aligned.
-    """
-    return FaceAligner(
-        DetectorKind(config.detector).value,
-        config.upsample,
-        config.crop_size,
-        config.padding,
-        max_side=config.max_side,
-        retry_detector=None if config.retry_detector is None else DetectorKind(config.retry_detector).value,
-        retry_upsample=config.retry_upsample,
-        retry_max_side=config.retry_max_side,
-        models=models,
-    )
-
-
 def store_crop(workdir: Path, crop: np.ndarray) -> str:
     """Write ``crop`` as PNG under its content address in ``workdir`` and return the absolute path."""
     buffer = io.BytesIO()
     Image.fromarray(crop).save(buffer, format="PNG")
     data = buffer.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    target = Path(workdir).resolve() / CROPS_DIR / digest[:2] / f"{digest}.png"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return str(target)
+    return str(ContentStore(storage.crops_dir(Path(workdir).resolve())).put(data, ".png"))
 
 
 class FacesStage(ShardStage):

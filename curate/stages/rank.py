@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from curate.errors import ConfigError, CurateError
 from curate.rank.overlap import find_overlaps, identity_centres, partners, purity
 from curate.rank.scorers import normalise
 from curate.rank.selftrain import Identity, Ranking, rank_identities
+from curate.rank.settings import ScorerName
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import GlobalStage, StageContext
 
@@ -45,16 +45,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "identity_review": pa.bool_(),  # identity_purity < min_purity: look at this identity
     "overlap_with": pa.string(),  # names of identities that may be the same person, "; "-joined ("" = none)
 }
-
-
-class ScorerName(str, Enum):
-    """Which scorer ranks an identity's images (see :mod:`curate.rank.scorers`)."""
-
-    CLASSIFIER = "classifier"
-    CENTRE = "centre"
-    CLUSTER = "cluster"
-    COHORT = "cohort"
-    AUTO = "auto"  # cohort for embedders with a calibration (dlib), classifier for the rest
 
 
 @dataclass

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import random
 import warnings
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from curate.errors import CurateError
+from curate.storage import atomic_path, atomic_write_text
 from curate.train.backbones import build_net
 from curate.train.data import MEAN, STD
 
@@ -39,12 +39,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "curate-embedder"
 VERSION = 1
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def export_embedder(
@@ -71,8 +65,9 @@ def export_embedder(
         "std": list(std),
         "embedding_dim": dim,
     }
-    _atomic_write(out_dir / "embedder.pt", lambda tmp: scripted.save(str(tmp)))
-    _atomic_write(out_dir / "embedder.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    with atomic_path(out_dir / "embedder.pt") as tmp:
+        scripted.save(str(tmp))
+    atomic_write_text(out_dir / "embedder.json", json.dumps(meta, indent=2) + "\n")
     logger.info("exported a %d-d embedder for %dx%d inputs to %s", dim, input_size, input_size, out_dir)
     return out_dir
 
@@ -100,8 +95,8 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write a checkpoint atomically (temporary name, then rename), so a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

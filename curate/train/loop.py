@@ -35,6 +35,7 @@ from torch import nn
 
 from curate.config import config_to_dict
 from curate.errors import CurateError
+from curate.storage import atomic_write_text
 from curate.train.backbones import build_net
 from curate.train.config import Recipe, TrainConfig
 from curate.train.data import MEAN, STD, FaceDataset, load_images, make_loader
@@ -143,7 +144,7 @@ class MetricsLog:
             if line.strip()
             and (order[json.loads(line)["phase"]], json.loads(line)["epoch"]) <= (order[phase], epoch)
         ]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record."""
@@ -268,7 +269,7 @@ class Trainer(ProjectionPhase):
             self.metrics.truncate("classify", 0)
         if self.rt.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(config_to_dict(c), indent=2) + "\n")
+            atomic_write_text(self.out / "config.json", json.dumps(config_to_dict(c), indent=2) + "\n")
         budget = stop_after if stop_after is not None else math.inf
         record: dict[str, Any] = {}
         with _progress(c.progress and self.rt.main) as progress:
