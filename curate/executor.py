@@ -18,20 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from curate import lineage, manifest, stageplan, storage
-from curate.envcheck import QuietFileHandler
+from curate import lineage, manifest, stageplan, taskprogress
 from curate.errors import CurateError
 from curate.inprocess import DeferredTask, as_completed, worth_a_cluster
 from curate.interrupts import quiet_dask_logs
 from curate.record import BASE_COLUMNS, empty_table
-from curate.stage import GlobalStage, ShardStage, Stage, StageContext
+from curate.shardtask import input_path, run_global_task, run_shard_task, stats_path
+from curate.stage import GlobalStage, ShardStage, Stage
+from curate.taskprogress import GLOBAL_TASK, ProgressCallback, StageTracker
+
+__all__ = ["Executor", "ExecutorOptions", "StageResult", "finished_shards", "marker_path", "stats_path"]
 
 logger = logging.getLogger(__name__)
 
 SCHEDULER_ENV = "CURATE_SCHEDULER"
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -58,106 +58,11 @@ class StageResult:
 
 
 marker_path = lineage.marker_path
-stats_path = storage.stats_path
-input_path = storage.input_path
 
 
 def finished_shards(workdir: Path, stage: str, n_shards: int) -> set[int]:
     """Shards of ``stage`` whose marker exists and agrees with the shard's files."""
     return {s for s in range(n_shards) if lineage.check_shard(workdir, stage, s).state == lineage.DONE}
-
-
-def _status_counts(table: pa.Table) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in table.column("status").to_pylist():
-        counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
-def _check_rows_kept(stage: str, before: pa.Table, after: pa.Table) -> None:
-    """Stages add columns; they never drop, add or reorder rows."""
-    if before.num_rows != after.num_rows or before.column("source") != after.column("source"):
-        raise RuntimeError(
-            f"stage '{stage}' changed the rows of its input ({before.num_rows} -> {after.num_rows} rows "
-            "or a different order); stages must keep every row in order"
-        )
-
-
-def _finish_shard(ctx: StageContext, table: pa.Table, seconds: float, staged: bool = False) -> dict[str, Any]:
-    """Write a shard's manifest (aside when ``staged``), then its stats; the driver writes the marker."""
-    assert ctx.shard is not None
-    path = (lineage.staged_path if staged else manifest.shard_path)(ctx.workdir, ctx.stage, ctx.shard)
-    manifest.write_shard(table, path)
-    stats = {
-        "stage": ctx.stage,
-        "shard": ctx.shard,
-        "rows": table.num_rows,
-        "seconds": round(seconds, 3),
-        "status_counts": _status_counts(table),
-        "host": os.uname().nodename,
-        "pid": os.getpid(),
-        **ctx.stats,
-        "output": lineage.output_facts(ctx.workdir, ctx.stage, ctx.shard, path, table.num_rows),
-    }
-    storage.atomic_write_text(
-        stats_path(ctx.workdir, ctx.stage, ctx.shard), json.dumps(stats, indent=1, default=str)
-    )
-    return stats
-
-
-class _ShardLog:
-    """Sends the ``curate`` loggers to ``_logs/<name>.log`` for the duration of one task."""
-
-    def __init__(self, workdir: Path, stage: str, name: str) -> None:
-        path = storage.log_path(workdir, stage, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = QuietFileHandler(path, mode="a")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self.logger = logging.getLogger("curate")
-
-    def __enter__(self) -> logging.Logger:
-        self.logger.addHandler(self.handler)
-        if self.logger.level == logging.NOTSET or self.logger.level > logging.INFO:
-            self.logger.setLevel(logging.INFO)
-        return logging.getLogger(f"curate.shard.{self.handler.baseFilename}")
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:  # the traceback goes to the shard's log; the error itself reaches the driver
-            record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "task failed", (), exc)  # type: ignore[arg-type]
-            self.handler.handle(record)
-        self.logger.removeHandler(self.handler)
-        self.handler.close()
-
-
-def _read_input(source: Path) -> pa.Table:
-    return manifest.read_shard(source)
-
-
-def run_shard_task(stage: ShardStage, workdir: Path, source: Path, shard: int, n_shards: int) -> dict:
-    """One dask task: read a shard, run the stage on it, write outputs; returns the shard's stats."""
-    with _ShardLog(workdir, stage.name, manifest.shard_name(shard)) as log:
-        started = time.perf_counter()
-        table = _read_input(source)
-        ctx = StageContext(workdir=workdir, stage=stage.name, n_shards=n_shards, shard=shard, logger=log)
-        out = stage.run_shard(table, ctx)
-        _check_rows_kept(stage.name, table, out)
-        return _finish_shard(ctx, out, time.perf_counter() - started)
-
-
-def run_global_task(stage: GlobalStage, workdir: Path, sources: dict[int, Path], n_shards: int) -> list[dict]:
-    """The single task of a whole-data-set step: all shards in, all shards out, markers last."""
-    with _ShardLog(workdir, stage.name, "global") as log:
-        started = time.perf_counter()
-        tables = {shard: _read_input(path) for shard, path in sources.items()}
-        ctx = StageContext(workdir=workdir, stage=stage.name, n_shards=n_shards, shard=None, logger=log)
-        outputs = stage.run_all(tables, ctx)
-        seconds = time.perf_counter() - started
-        results = []
-        for shard, table in sorted(outputs.items()):
-            _check_rows_kept(stage.name, tables[shard], table)
-            shard_ctx = StageContext(workdir, stage.name, n_shards, shard, log, dict(ctx.stats))
-            results.append(_finish_shard(shard_ctx, table, seconds, staged=True))
-        return results
 
 
 class Executor:
@@ -203,6 +108,7 @@ class Executor:
                 f"cannot reach dask scheduler {self.address!r} ({error}); start it with 'dask scheduler' "
                 f"or drop --scheduler/{SCHEDULER_ENV} to use a local cluster"
             ) from None
+        taskprogress.subscribe(self._client)
 
     def _start_cluster(self) -> None:
         from dask.distributed import Client, LocalCluster
@@ -219,6 +125,7 @@ class Executor:
             preload=["curate.interrupts"],  # workers ignore Ctrl-C; the driver stops them
         )
         self._client = Client(self._cluster)
+        taskprogress.subscribe(self._client)
 
     @property
     def client(self) -> Any:
@@ -256,53 +163,29 @@ class Executor:
         progress: ProgressCallback | None = None,
         stage_key: str | None = None,
     ) -> StageResult:
-        """Run ``stage`` over every unfinished shard; finished shards are skipped unless ``overwrite``."""
+        """Run ``stage`` over every unfinished shard; finished shards are skipped unless ``overwrite``.
+
+        ``progress`` is called from the start with where the stage stands, as shards finish and as
+        running tasks report items done (from this thread or dask's event thread, one call at a time).
+        """
         started = time.perf_counter()
         workdir = Path(workdir).resolve()
         plan = stageplan.plan_stage(stage, workdir, n_shards, input_stage, overwrite, stage_key)
         pending = plan.pending
-        if pending:
-            logger.info("stage %s: %d of %d shards to run", stage.name, len(pending), n_shards)
-            if isinstance(stage, GlobalStage):
-                all_sources = self._prepare_inputs(
-                    stage, workdir, n_shards, input_stage, list(range(n_shards))
+        whole = isinstance(stage, GlobalStage)
+        skipped = 0 if whole and pending else n_shards - len(pending)
+        with StageTracker(stage.name, n_shards, skipped, progress) as tracker:
+            if pending:
+                logger.info("stage %s: %d of %d shards to run", stage.name, len(pending), n_shards)
+                sources = self._prepare_inputs(
+                    stage, workdir, n_shards, input_stage, list(range(n_shards)) if whole else pending
                 )
-                future = self.submit(
-                    run_global_task,
-                    stage,
-                    workdir,
-                    all_sources,
-                    n_shards,
-                    retries=self.options.retries,
-                    pure=False,
-                )
-                plan.record_all(future.result())
-                if progress:
-                    progress(n_shards, n_shards)
-            else:
-                sources = self._prepare_inputs(stage, workdir, n_shards, input_stage, pending)
-                futures = [
-                    self.submit(
-                        run_shard_task,
-                        stage,
-                        workdir,
-                        sources[s],
-                        s,
-                        n_shards,
-                        retries=self.options.retries,
-                        pure=False,
-                        key=f"{stage.name}-{s:05d}-{time.time_ns()}",
-                    )
-                    for s in pending
-                ]
-                completed = n_shards - len(pending)
-                for future in as_completed(futures):
-                    plan.record(future.result())
-                    completed += 1
-                    if progress:
-                        progress(completed, n_shards)
+                if isinstance(stage, GlobalStage):
+                    self._run_global(stage, workdir, n_shards, sources, plan, tracker)
+                else:
+                    self._run_shards(stage, workdir, n_shards, sources, plan, tracker)
         plan.finish()
-        result = StageResult(
+        return StageResult(
             stage=stage.name,
             shards_total=n_shards,
             shards_run=len(pending),
@@ -310,7 +193,51 @@ class Executor:
             status_counts=stage_status_counts(workdir, stage.name, n_shards),
             seconds=time.perf_counter() - started,
         )
-        return result
+
+    def _run_global(
+        self,
+        stage: GlobalStage,
+        workdir: Path,
+        n_shards: int,
+        sources: dict[int, Path],
+        plan: stageplan.StagePlan,
+        tracker: StageTracker,
+    ) -> None:
+        """The single task of a whole-data-set step; its markers are written once it is back."""
+        args = (stage, workdir, sources, n_shards, tracker.task_token)
+        future = self.submit(run_global_task, *args, retries=self.options.retries, pure=False)
+        plan.record_all(future.result())
+        tracker.task_finished(GLOBAL_TASK, n_shards)
+
+    def _run_shards(
+        self,
+        stage: ShardStage,
+        workdir: Path,
+        n_shards: int,
+        sources: dict[int, Path],
+        plan: stageplan.StagePlan,
+        tracker: StageTracker,
+    ) -> None:
+        """One task per pending shard; each shard's marker is written as soon as its task is back."""
+        futures = [
+            self.submit(
+                run_shard_task,
+                stage,
+                workdir,
+                path,
+                shard,
+                n_shards,
+                tracker.task_token,
+                retries=self.options.retries,
+                pure=False,
+                key=f"{stage.name}-{shard:05d}-{time.time_ns()}",
+            )
+            for shard, path in sources.items()
+        ]
+        for future in as_completed(futures):
+            stats = future.result()
+            plan.record(stats)
+            tracker.task_finished(str(stats["shard"]))
 
     def _prepare_inputs(
         self, stage: Stage, workdir: Path, n_shards: int, input_stage: str | None, shards: list[int]

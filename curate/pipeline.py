@@ -33,6 +33,7 @@ from curate.run_guard import confirm_done, guard
 from curate.stage import Stage
 from curate.stages import STAGES, stage_class
 from curate.storage import WORKDIR_FILE, atomic_write_text
+from curate.taskprogress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def run_specs(
     options: ExecutorOptions,
     shards: int | None = None,
     overwrite: bool = False,
-    progress_factory: Callable[[str], Callable[[int, int], None]] | None = None,
+    progress_factory: Callable[[str], ProgressCallback] | None = None,
 ) -> list[StageResult]:
     """Run stages in order on one executor; each resumes from its markers unless ``overwrite``.
 

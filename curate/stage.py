@@ -7,7 +7,10 @@ tested by calling ``run_shard`` on a plain Arrow table with a context built by :
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +23,10 @@ import pyarrow as pa
 from curate import manifest
 
 T = TypeVar("T")
+Reporter = Callable[[int, int], None]  # (items done, items in all) of one task, sent to the client
+
+INTERVAL_ENV = "CURATE_PROGRESS_INTERVAL"
+REPORT_INTERVAL = 0.5  # seconds between two reports of one task (the last item is always reported)
 
 _RESOURCES: dict[str, Any] = {}
 _RESOURCES_LOCK = threading.Lock()
@@ -36,6 +43,11 @@ def process_resource(key: str, factory: Callable[[], T]) -> T:
         return _RESOURCES[key]
 
 
+def _report_interval() -> float:
+    """Seconds between two progress reports of one task (``$CURATE_PROGRESS_INTERVAL`` or 0.5)."""
+    return float(os.environ.get(INTERVAL_ENV, REPORT_INTERVAL))
+
+
 @dataclass
 class StageContext:
     """Where a stage call runs: the work folder, which stage and shard, a logger, per-shard extras."""
@@ -46,6 +58,29 @@ class StageContext:
     shard: int | None = None  # None for a whole-data-set step
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("curate.stage"))
     stats: dict[str, Any] = field(default_factory=dict)  # extra figures the stage wants in its stats JSON
+    reporter: Reporter | None = field(default=None, repr=False, compare=False)  # set by the executor
+    _done: int = field(default=0, init=False, repr=False, compare=False)
+    _total: int = field(default=0, init=False, repr=False, compare=False)
+    _sent: float = field(default=-math.inf, init=False, repr=False, compare=False)
+    _interval: float = field(default_factory=lambda: _report_interval(), repr=False, compare=False)
+
+    def progress(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total`` items of this call finished, for the client's progress bar.
+
+        Cheap enough to call per item: a report leaves at most every ``$CURATE_PROGRESS_INTERVAL`` seconds
+        (0.5 by default) and when the last item is done. Progress never reaches the manifest or the stats.
+        """
+        self._done, self._total = done, total
+        if self.reporter is None:
+            return
+        now = time.monotonic()
+        if done >= total or now - self._sent >= self._interval:
+            self._sent = now
+            self.reporter(done, total)
+
+    def advance(self, n: int = 1, total: int | None = None) -> None:
+        """``n`` more items finished, of ``total`` (default: the total last given to :meth:`progress`)."""
+        self.progress(self._done + n, self._total if total is None else total)
 
     def resource(self, key: str, factory: Callable[[], T]) -> T:
         """A per-process cached object (model, index...), built once per worker."""

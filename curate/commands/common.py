@@ -8,11 +8,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from curate.executor import ExecutorOptions, StageResult
 from curate.pipeline import StageSpec, run_specs
+from curate.progress import Bars
 
 console = Console(stderr=True)
 INPUT_HELP = (
@@ -40,28 +40,10 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
 
 
 def run_with_progress(options: GlobalOptions, specs: list[StageSpec], overwrite: bool) -> list[StageResult]:
-    """Run stages on the executor with a rich progress bar per stage, then print a summary table."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("shards"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def factory(stage: str):
-            def update(done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
-
-            return update
-
+    """Run stages on the executor with a progress bar per stage, then print a summary table."""
+    with Bars("shards", status=True) as bars:
         results = run_specs(
-            specs, options.workdir, options.executor_options(), options.shards, overwrite, factory
+            specs, options.workdir, options.executor_options(), options.shards, overwrite, bars.stage_callback
         )
     print_results(results)
     return results

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curate.commands.common import console, global_options
 from curate.errors import ConfigError
 from curate.export import ExportConfig, ExportFormat, ImageKind
-
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+from curate.progress import Bars
 
 
 def register(app: typer.Typer) -> None:
@@ -55,15 +45,8 @@ def register(app: typer.Typer) -> None:
             shard_size=shard_size,
             card=card,
         )
-        with _progress_bar() as bar:
-            tasks: dict[str, Any] = {}
-
-            def update(step: str, done: int, total: int) -> None:
-                if step not in tasks:
-                    tasks[step] = bar.add_task(step, total=total)
-                bar.update(tasks[step], completed=done)
-
-            result = export_dataset(options.workdir, config, update)
+        with Bars() as bars:
+            result = export_dataset(options.workdir, config, bars.update)
         for kind, counts in result.counts.items():
             console.print(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         console.print(

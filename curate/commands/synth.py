@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curate.progress import Bars
 from curate.synth import SynthConfig, planned_files, synthesize
 
 logger = logging.getLogger(__name__)
@@ -89,12 +88,12 @@ def register(app: typer.Typer) -> None:
             pairs_per_fold=pairs_per_fold,
         )
         config.validate()
-        console = Console(stderr=True)
         started = time.perf_counter()
-        columns = (TextColumn("drawing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("synth", total=planned_files(config))
-            truth = synthesize(config, out, overwrite=overwrite, progress=lambda n: progress.advance(task, n))
+        with Bars(transient=True) as bars:
+            total = planned_files(config)
+            truth = synthesize(
+                config, out, overwrite=overwrite, progress=lambda n: bars.advance("drawing", n, total)
+            )
         counts = truth["kind"].value_counts()
         summary = ", ".join(f"{kind} {counts[kind]}" for kind in sorted(counts.index))
         elapsed = time.perf_counter() - started

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from curate.config import build_config
 from curate.errors import ConfigError
+from curate.progress import Bars
 from curate.review.source import training_stage
 from curate.train.config import HeadKind, Mining, Optimizer, PairLoss, Recipe, Schedule, TrainConfig
 
@@ -191,20 +191,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("protocol", protocol, f"choose one of: {', '.join(PROTOCOLS)}")
         workdir = ctx.obj.workdir
         label = f"{protocol}-{Path(model).name}-{model_fingerprint(model)[:8]}"
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            tasks: dict[str, Any] = {}
-
-            def update(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with Bars(eta=True) as bars:
             report = evaluate(
                 model,
                 pairs,
@@ -217,7 +204,7 @@ def register(app: typer.Typer) -> None:
                 folds=_folds(folds),
                 group_by=group_by,
                 manifest_stage=manifest_stage,
-                progress=update,
+                progress=bars.update,
                 allow_missing=allow_missing,
             )
         missing = report["missing"]

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,11 @@ class Collector:
         decisive = repr((dataclasses.replace(settings, per_host_concurrency=1), max_pixels))
         self.fingerprint = hashlib.sha1(decisive.encode()).hexdigest()[:16]
 
-    def collect(self, urls: list[str]) -> CollectReport:
-        """The outcome of every URL in ``urls`` (distinct), from the journal where it can be trusted."""
+    def collect(self, urls: list[str], progress: Callable[[int, int], None] | None = None) -> CollectReport:
+        """The outcome of every URL in ``urls`` (distinct), from the journal where it can be trusted.
+
+        ``progress`` is called with (URLs with an outcome, URLs) as downloads finish.
+        """
         started = time.monotonic()
         with Journal(self.journal_path) as journal:
             known = journal.load()
@@ -95,6 +99,8 @@ class Collector:
                         report.fetched += fetched
                         report.restored += not fetched
                         report.fetched_bytes += (outcome.file_bytes or 0) if fetched else 0
+                        if progress is not None:
+                            progress(len(report.outcomes), len(urls))
         report.seconds = time.monotonic() - started
         return report
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,9 +111,11 @@ class _NegativePool:
 
 
 def rank_identities(
-    identities: list[Identity], config: RankSettings
+    identities: list[Identity], config: RankSettings, progress: Callable[[int, int], None] | None = None
 ) -> tuple[list[Ranking], list[dict[str, Any]]]:
     """Run the self-training rounds; returns each identity's ranking and one stats dict per round run.
+
+    ``progress`` is called with (identities ranked, identities x rounds) as identities are scored.
 
     A round's stats: ``kept``, ``dropped`` (ok images not kept) and ``changed`` (images whose decision
     differs from the previous round; in round 1, from "every ok image kept", so it equals ``dropped``).
@@ -137,11 +140,7 @@ def rank_identities(
             _NegativePool(everything, everything_yaw, starts, pool_rows),
             _NegativePool(everything, everything_yaw, starts, np.arange(len(everything))),
         )
-        with threadpool_limits(limits=1):  # many small fits: threads only add overhead
-            scored = [
-                _rank_one(scorer, identity, index, positives[index], pools, config)
-                for index, identity in enumerate(identities)
-            ]
+        scored = _score_round(scorer, identities, positives, pools, config, round_number, progress)
         changed = sum(
             int((new_kept != old).sum()) for (_, _, new_kept), old in zip(scored, kept, strict=True)
         )
@@ -167,6 +166,25 @@ def rank_identities(
             break
         positives = [np.flatnonzero(k) if k.any() else p for k, p in zip(kept, positives, strict=True)]
     return rankings, rounds
+
+
+def _score_round(
+    scorer: Scorer,
+    identities: list[Identity],
+    positives: list[np.ndarray],
+    pools: tuple[_NegativePool, _NegativePool],
+    config: RankSettings,
+    round_number: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One round's :func:`_rank_one` for every identity, counted for ``progress`` across all rounds."""
+    scored = []
+    with threadpool_limits(limits=1):  # many small fits: threads only add overhead
+        for index, identity in enumerate(identities):
+            scored.append(_rank_one(scorer, identity, index, positives[index], pools, config))
+            if progress is not None:  # out of the most rounds: a run stops early once nothing changes
+                progress((round_number - 1) * len(identities) + index + 1, config.rounds * len(identities))
+    return scored
 
 
 def _rank_one(

@@ -247,12 +247,15 @@ class DedupStage(GlobalStage):
         config: DedupConfig = self.config
         limits = config.thresholds()
         p = gather(tables, ctx, config)
+        ctx.progress(1, 4)  # the steps: gather, search, verify, classify
         started = time.perf_counter()
         options = {"index": config.index, "use_gpu": config.use_gpu, "nprobe": config.nprobe}
         found = find_candidates(p.codes, p.vectors, limits, **options)
         found, by_face = self._face_candidates(found, tables, p, ctx)
         searched = time.perf_counter()
+        ctx.progress(2, 4)
         verified = verify(found, p.thumbnails, limits) if p.thumbnails is not None else 0
+        ctx.progress(3, 4)
         duplicate, review = classify(found, limits, verified=p.thumbnails is not None)
         identity = np.array(p.identity_id, dtype=object)
         same = identity[found.i] == identity[found.j]

@@ -210,6 +210,7 @@ class DescribeStage(ShardStage):
                 images.append(image)
             if batch_rows:
                 self.describe_batch(batch_rows, smalls, images, embedders, columns, vectors)
+            ctx.progress(min(start + config.batch_size, len(rows)), len(rows))
         table = record.add_columns(table, columns, COLUMNS)
         for status, (failed_rows, reasons) in failed.items():
             table = record.set_status(table, failed_rows, status, reasons)

@@ -165,7 +165,7 @@ class DownloadStage(ShardStage):
         todo = ok_mask(table)
         sources = table.column("source").to_pylist()
         report = collector.collect(
-            list(dict.fromkeys(url for url, go in zip(sources, todo, strict=True) if go))
+            list(dict.fromkeys(url for url, go in zip(sources, todo, strict=True) if go)), ctx.progress
         )
         table = mark_exact_duplicates(self._fill(table, todo, report.outcomes, store))
         ctx.stats.update(

@@ -174,7 +174,7 @@ class FacesStage(ShardStage):
         counts: Counter[str] = Counter()
         paths = table.column("path").to_pylist()
         aligner = self.aligner(ctx) if rows else None
-        for row in rows:
+        for done, row in enumerate(rows, 1):
             values, status, reason = self.face_columns(paths[row], aligner, ctx.workdir)
             for name, value in values.items():
                 columns[name][row] = value
@@ -183,6 +183,7 @@ class FacesStage(ShardStage):
                 changed[status][1].append(reason)
             counts[f"faces_{values.get('face_source') or status.value}"] += 1
             counts["faces_multi"] += (values.get("n_faces") or 0) > 1
+            ctx.progress(done, len(rows))
         table = add_columns(table, columns, COLUMNS)
         for status, (changed_rows, reasons) in changed.items():
             table = set_status(table, changed_rows, status, reasons)

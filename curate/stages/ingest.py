@@ -244,6 +244,7 @@ class IngestStage(ShardStage):
         paths = table.column("path").to_pylist()
         extra: dict[str, list[object]] = {column: [None] * n for column in COLUMNS}
         for i in range(n):
+            ctx.progress(i, n)
             if statuses[i] != Status.OK.value:
                 continue
             read = read_file(paths[i], max_bytes=self.config.max_file_bytes)
@@ -258,6 +259,7 @@ class IngestStage(ShardStage):
             extra["file_bytes"][i] = len(read.data)
             if self.config.squares and decoded.image is not None:
                 extra[SQUARE_COLUMN][i] = square_bytes(decoded.image)
+        ctx.progress(n, n)
         _mark_exact_duplicates(table, image_ids, statuses, reasons)
         if self.config.squares:  # only rows that stay ok are described
             extra[SQUARE_COLUMN] = [

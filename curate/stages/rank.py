@@ -171,7 +171,7 @@ class RankStage(GlobalStage):
         """See the module docstring."""
         config: RankConfig = self.config
         identities, locations = _gather(tables, ctx, config)
-        rankings, rounds = rank_identities(identities, config)
+        rankings, rounds = rank_identities(identities, config, ctx.progress)
         overlaps = find_overlaps(identity_centres(identities, rankings), config.overlap_min_cosine)
         overlapping = partners(overlaps, len(identities))
         values: dict[int, dict[str, list[Any]]] = {

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from curate.config import config_to_dict
 from curate.errors import CurateError
+from curate.progress import Bars
 from curate.storage import atomic_write_text
 from curate.train.backbones import build_net
 from curate.train.config import Recipe, TrainConfig
@@ -114,17 +114,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
 
 
 class MetricsLog:
@@ -272,9 +261,9 @@ class Trainer(ProjectionPhase):
             atomic_write_text(self.out / "config.json", json.dumps(config_to_dict(c), indent=2) + "\n")
         budget = stop_after if stop_after is not None else math.inf
         record: dict[str, Any] = {}
-        with _progress(c.progress and self.rt.main) as progress:
+        with Bars(status=True, eta=True, enabled=c.progress and self.rt.main) as bars:
             while budget > 0 and (self.phase == "classify" and self.epoch < c.epochs):
-                record = self._classify_epoch(progress)
+                record = self._classify_epoch(bars)
                 budget -= 1
                 self._maybe_save(c.epochs)
             if c.recipe is Recipe.VGGFACE and self.phase == "classify" and budget > 0:
@@ -296,15 +285,16 @@ class Trainer(ProjectionPhase):
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == epochs:
             self.save()
 
-    def _classify_epoch(self, progress: Progress) -> dict[str, Any]:
+    def _classify_epoch(self, bars: Bars) -> dict[str, Any]:
         c, rt = self.config, self.rt
         self.model.train()
         loader = self._loader(self.epoch)
-        task = progress.add_task(f"epoch {self.epoch + 1}/{c.epochs}", total=len(loader), status="")
+        bar = f"epoch {self.epoch + 1}/{c.epochs}"
+        bars.update(bar, 0, len(loader), status="")
         sums: dict[str, torch.Tensor] = {}
         seen, start = 0, time.perf_counter()
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        for images, labels in loader:
+        for batch, (images, labels) in enumerate(loader, 1):
             images = images.to(rt.device, non_blocking=True, memory_format=fmt)
             labels = labels.to(rt.device, non_blocking=True)
             self._ramp_margin()
@@ -320,10 +310,9 @@ class Trainer(ProjectionPhase):
             seen += len(labels)
             for key, value in {**out, "loss": loss}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach() * (1 if key == "correct" else len(labels))
-            if self.step % 10 == 0 or seen == len(labels):
-                progress.update(task, status=progress_status(sums, seen))
-            progress.update(task, advance=1)
-        progress.remove_task(task)
+            shown = self.step % 10 == 0 or batch in (1, len(loader))  # reading the figures waits for the GPU
+            bars.advance(bar, 1, status=progress_status(sums, seen) if shown else None)
+        bars.close(bar)
         self.epoch += 1
         record = {"phase": self.phase, "epoch": self.epoch, "step": self.step}
         record.update({k: round(float(v) / seen, 5) for k, v in sums.items() if k != "correct"})
