@@ -6,7 +6,7 @@ on a GPU machine ``bench/gpu.sh`` runs it at full size. Parts (each prints one m
 * ``search``: curate's all-pairs threshold search (:func:`curate.search.range_search.similar_pairs`, kNN mode
   on a GPU) over N descriptors (d = 128, random unit vectors, 1 % planted near copies), flat and IVF;
   recall against exact: a CPU flat range search of a random sample of queries against all N.
-* ``embed``: curate's exported-model embedder (TorchScript, CUDA when present) on 112x112 face crops in
+* ``embed``: curate's exported-model embedder (torch.export, CUDA when present) on 112x112 face crops in
   batches (faces/s, host-side resize and normalise included), beside the bare network on device tensors.
 * ``detect``: dlib's MMOD CNN face detector on batches of CFP photos (on the GPU only when dlib was built
   with CUDA; the row says which).

@@ -1,10 +1,9 @@
-"""The embedder registry: handcrafted and dlib embeddings on real CFP photos, exported TorchScript models."""
+"""The embedder registry: handcrafted and dlib embeddings on real CFP photos, exported torch.export models."""
 
 from __future__ import annotations
 
 import io
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +113,13 @@ class TinyNet(torch.nn.Module):
 
 
 def export_tiny(folder: Path, **overrides: object) -> TinyNet:
-    """Script TinyNet into ``folder`` with its embedder.json (TorchScript is the exported format)."""
+    """Export TinyNet into ``folder`` (torch.export, dynamic batch) with its embedder.json."""
     folder.mkdir(parents=True)
     net = TinyNet().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates TorchScript; the format uses it
-        torch.jit.script(net).save(str(folder / "embedder.pt"))
-    meta = {"format": "curate-embedder", "version": 1, "input_size": [24, 20], "mean": [0.5, 0.4, 0.3]}
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(net, (torch.zeros(2, 3, 24, 20),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(folder / "embedder.pt2"))
+    meta = {"format": "curate-embedder", "version": 2, "input_size": [24, 20], "mean": [0.5, 0.4, 0.3]}
     meta |= {"std": [0.2, 0.25, 0.3], "embedding_dim": 6, **overrides}
     (folder / "embedder.json").write_text(json.dumps(meta))
     return net
@@ -144,12 +143,21 @@ def test_exported_model_preprocesses_as_declared(tmp_path: Path, data_dir: Path)
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [({"format": "onnx"}, "format"), ({"version": 2}, "version"), ({"mean": [0.5]}, "mean")],
+    [({"format": "onnx"}, "format"), ({"version": 1}, "version"), ({"mean": [0.5]}, "mean")],
 )
 def test_exported_model_refuses_unknown_metadata(tmp_path: Path, override: dict, message: str) -> None:
     export_tiny(tmp_path / "model", **override)
     with pytest.raises(CurateError, match=message):
         get_embedder(str(tmp_path / "model"))
+
+
+def test_a_torchscript_export_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """Version 1 folders (TorchScript embedder.pt) say how to export again."""
+    folder = tmp_path / "old"
+    export_tiny(folder, version=1)
+    (folder / "embedder.pt2").rename(folder / "embedder.pt")
+    with pytest.raises(CurateError, match=r"export the model again.*checkpoints/last\.pt"):
+        get_embedder(str(folder))
 
 
 def test_exported_model_with_wrong_output_size_is_an_error(tmp_path: Path) -> None:

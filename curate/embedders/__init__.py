@@ -2,8 +2,8 @@
 
 An embedder turns RGB uint8 images (any size; it resizes them itself) into L2-normalised float32 rows.
 Specs: ``"dlib"`` (dlib's pretrained 128-d ResNet, on 150x150 aligned chips), ``"handcrafted"`` (no
-model: gradients + DCT + colour) or the path of a model folder exported by ``curate train`` (TorchScript
-``embedder.pt`` + ``embedder.json``). Stages load one per worker with
+model: gradients + DCT + colour) or the path of a model folder exported by ``curate train``
+(``torch.export`` program ``embedder.pt2`` + ``embedder.json``). Stages load one per worker with
 ``ctx.resource(f"embedder:{spec}", lambda: get_embedder(spec))``.
 """
 
@@ -54,7 +54,7 @@ def get_embedder(spec: str) -> Embedder:
         "embedder",
         spec,
         f"choose one of {list(BUILTIN)} or give the folder of an exported model "
-        "(holding embedder.pt and embedder.json, as written by `curate train`)",
+        "(holding embedder.pt2 and embedder.json, as written by `curate train`)",
     )
 
 

@@ -1,10 +1,15 @@
-"""An embedding model exported by ``curate train``: a TorchScript module plus its preprocessing.
+"""An embedding model exported by ``curate train``: a ``torch.export`` program plus its preprocessing.
 
 Folder layout::
 
-    embedder.pt     TorchScript (torch.jit.save); float32 N x 3 x H x W normalised in, N x D out
-    embedder.json   {"format": "curate-embedder", "version": 1, "input_size": [H, W],
+    embedder.pt2    torch.export.save of the network in eval mode, batch size dynamic (1 and up);
+                    float32 N x 3 x H x W normalised in, N x D out
+    embedder.json   {"format": "curate-embedder", "version": 2, "input_size": [H, W],
                      "mean": [r, g, b], "std": [r, g, b], "embedding_dim": D}
+
+:func:`load_module` gives the network back as a module for inference (CPU or GPU) and for gradients
+(the report's saliency maps differentiate the score with respect to the input). Version 1 folders
+(TorchScript ``embedder.pt``) are refused with the fix: export the checkpoint again.
 
 Preprocessing: resize the RGB uint8 image to ``input_size`` (bilinear), divide by 255, subtract ``mean``
 and divide by ``std`` per channel. Outputs are L2-normalised again here, whatever the module does.
@@ -14,8 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,12 +31,14 @@ from curate.errors import CurateError
 logger = logging.getLogger(__name__)
 
 FORMAT = "curate-embedder"
-VERSION = 1
+VERSION = 2
+MODEL_FILE = "embedder.pt2"
+META_FILE = "embedder.json"
 
 
 def read_metadata(folder: Path) -> dict:
     """Read and check ``embedder.json``; CurateError for another format, version or a missing key."""
-    path = folder / "embedder.json"
+    path = folder / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
@@ -39,7 +46,8 @@ def read_metadata(folder: Path) -> dict:
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CurateError(
             f"{path}: format {meta.get('format')!r} version {meta.get('version')!r} is not "
-            f"{FORMAT!r} version {VERSION}; export the model again with this curate release"
+            f"{FORMAT!r} version {VERSION}; export the model again with this curate release "
+            "(curate evaluate --model <run>/checkpoints/last.pt exports a checkpoint)"
         )
     missing = [key for key in ("input_size", "mean", "std", "embedding_dim") if key not in meta]
     if missing:
@@ -49,8 +57,26 @@ def read_metadata(folder: Path) -> dict:
     return meta
 
 
+def load_module(folder: Path, device: str | Any = "cpu") -> Any:
+    """The exported network of ``folder`` as a ``torch.nn.Module`` on ``device``, already in eval mode.
+
+    CurateError when the file is missing or not a ``torch.export`` program.
+    """
+    import torch
+    from torch.export.passes import move_to_device_pass
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        program = torch.export.load(str(path))
+    except (OSError, RuntimeError, ValueError, KeyError) as error:
+        raise CurateError(f"{path}: not a loadable torch.export program ({error})") from error
+    if torch.device(device).type != "cpu":
+        program = move_to_device_pass(program, device)
+    return program.module()  # exported in eval mode; the module does not support .train()/.eval()
+
+
 class ExportedEmbedder:
-    """Runs an exported TorchScript embedder on CPU (or the first GPU when torch sees one)."""
+    """Runs an exported embedder on CPU (or the first GPU when torch sees one)."""
 
     def __init__(self, folder: Path) -> None:
         import torch
@@ -65,15 +91,7 @@ class ExportedEmbedder:
         self._std = np.asarray(meta["std"], dtype=np.float32).reshape(1, 3, 1, 1)
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         logger.info("loading exported embedder %s on %s", folder, self._device)
-        try:
-            with warnings.catch_warnings():  # torch deprecates TorchScript; it is this format's container
-                warnings.simplefilter("ignore", FutureWarning)
-                self._module = torch.jit.load(str(folder / "embedder.pt"), map_location=self._device)
-        except (OSError, RuntimeError, ValueError) as error:
-            raise CurateError(
-                f"{folder / 'embedder.pt'}: not a loadable TorchScript module ({error})"
-            ) from error
-        self._module.eval()
+        self._module = load_module(folder, self._device)
 
     def _batch(self, images: list[np.ndarray]) -> np.ndarray:
         """Resize and normalise to float32 N x 3 x H x W."""

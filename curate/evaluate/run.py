@@ -187,12 +187,13 @@ def model_fingerprint(spec: str) -> str:
 def load_embedder(spec: str, cache_dir: Path) -> Any:
     """``dlib``, a registry name, an exported model dir or a training checkpoint (exported to the cache)."""
     from curate.embedders import get_embedder
+    from curate.embedders.exported import MODEL_FILE
     from curate.train.export import export_checkpoint
 
     path = Path(spec)
     if path.is_file():
         target = Path(cache_dir) / "exports" / model_fingerprint(spec)
-        if not (target / "embedder.json").is_file():
+        if not (target / MODEL_FILE).is_file():  # absent, or exported by an older curate
             export_checkpoint(path, target)
         spec = str(target)
     return get_embedder(spec)

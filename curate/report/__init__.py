@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import manifest
+from curate.embedders.exported import MODEL_FILE
 from curate.export.funnel import funnel, stage_chain
 from curate.export.source import final_stage
 from curate.report import figures
@@ -113,7 +114,7 @@ def build_page(inputs: ReportInputs) -> str:
     if inputs.extra.get("ground_truth"):
         page.add("truth", "Ground-truth checks (demo)", ground_truth_section(inputs.extra["ground_truth"]))
     model = inputs.saliency_model or next(
-        (Path(m) / "model" for m in reversed(inputs.models) if (Path(m) / "model" / "embedder.pt").is_file()),
+        (Path(m) / "model" for m in reversed(inputs.models) if (Path(m) / "model" / MODEL_FILE).is_file()),
         None,
     )
     page.add(

@@ -15,9 +15,7 @@ melanoma classifier that learnt the surgeons' ink marks would have.
 from __future__ import annotations
 
 import io
-import json
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
+
+from curate.embedders.exported import load_module, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +43,14 @@ class PairMaps:
 
 
 class Explainer:
-    """Loads an exported embedder (``embedder.pt`` + ``embedder.json``) and explains pairs with it."""
+    """Loads an exported embedder (``embedder.pt2`` + ``embedder.json``) and explains pairs with it."""
 
     def __init__(self, model_dir: Path) -> None:
-        meta = json.loads((Path(model_dir) / "embedder.json").read_text())
+        meta = read_metadata(Path(model_dir))
         self.size = tuple(meta["input_size"])
         self.mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
         self.std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", FutureWarning
-            )  # TorchScript is the export format (see train.export)
-            self.model = torch.jit.load(str(Path(model_dir) / "embedder.pt"), map_location="cpu").eval()
+        self.model = load_module(Path(model_dir), "cpu")  # eval mode; gradients flow to the input
 
     def load(self, path: Path) -> np.ndarray:
         """The image as the model sees it: RGB, bilinear resize to its input size."""

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
+from curate.storage import atomic_path, atomic_write_bytes, atomic_write_text
 from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.heldout import write_heldout
@@ -70,10 +71,8 @@ def synthesize(
     contents = _render(slots, people, config, progress)
     rows = []
     for slot in slots:
-        target = out / "images" / files[id(slot)]
-        target.parent.mkdir(parents=True, exist_ok=True)
         data = contents[id(slot)]
-        target.write_bytes(data)
+        atomic_write_bytes(out / "images" / files[id(slot)], data)
         rows.append(_truth_row(slot, files, names, data))
     start = config.identities + config.intruder_identities
     write_heldout(config, names[start:], people[start:], out, progress)
@@ -81,9 +80,10 @@ def synthesize(
     table = pa.table(
         {key: pa.array([row[key] for row in rows], type=kind) for key, kind in TRUTH_COLUMNS.items()}
     )
-    pq.write_table(table, out / "truth.parquet")
+    with atomic_path(out / "truth.parquet") as tmp:
+        pq.write_table(table, tmp)
     settings = json.dumps(asdict(config), indent=2, sort_keys=True) + "\n"
-    (out / "synth_config.json").write_text(settings, encoding="utf-8")
+    atomic_write_text(out / "synth_config.json", settings)  # last: says the collection is complete
     logger.info(
         "wrote %d collection files and %d held-out files to %s",
         len(slots),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.storage import atomic_write_bytes, atomic_write_text
 from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.params import IdentityParams
@@ -34,16 +35,15 @@ def write_heldout(
     if config.heldout_identities == 0:
         return
     for person_index, (name, person) in enumerate(zip(names, people, strict=True)):
-        (out / "heldout" / name).mkdir(parents=True, exist_ok=True)
         for number in range(1, config.heldout_images + 1):
             rng = np.random.default_rng([config.seed, _HELDOUT_FILES, person_index, number])
             data = photo_jpeg(person, config.nuisance, config.image_size, rng)
-            (out / "heldout" / heldout_file(name, number)).write_bytes(data)
+            atomic_write_bytes(out / "heldout" / heldout_file(name, number), data)
             if progress is not None:
                 progress(1)
     rng = np.random.default_rng([config.seed, _HELDOUT_PAIRS])
     lines = pair_lines(names, config.heldout_images, config.pair_folds, config.pairs_per_fold, rng)
-    (out / "heldout_pairs.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "heldout_pairs.txt", "\n".join(lines) + "\n")
     logger.info(
         "held-out set: %d people, %d pairs per fold over %d folds",
         len(names),

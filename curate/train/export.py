@@ -6,10 +6,11 @@ Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are ``torch.save`
 
 The export is the format ``curate.embedders.get_embedder(dir)`` loads.
 
-A model dir holds ``embedder.pt`` (TorchScript: float32 ``N x 3 x H x W`` normalised images in, ``N x D``
-L2-normalised embeddings out) and ``embedder.json``::
+A model dir holds ``embedder.pt2`` (``torch.export`` of the network in eval mode with a dynamic batch size:
+float32 ``N x 3 x H x W`` normalised images in, ``N x D`` L2-normalised embeddings out) and
+``embedder.json``::
 
-    {"format": "curate-embedder", "version": 1, "input_size": [H, W], "mean": [r, g, b],
+    {"format": "curate-embedder", "version": 2, "input_size": [H, W], "mean": [r, g, b],
      "std": [r, g, b], "embedding_dim": D}
 
 Preprocessing the loader applies: resize the RGB uint8 image to ``input_size``, divide by 255, then
@@ -22,7 +23,6 @@ import copy
 import json
 import logging
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from curate.embedders.exported import FORMAT, META_FILE, MODEL_FILE, VERSION
 from curate.errors import CurateError
 from curate.storage import atomic_path, atomic_write_text
 from curate.train.backbones import build_net
@@ -37,8 +38,7 @@ from curate.train.data import MEAN, STD
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "curate-embedder"
-VERSION = 1
+MAX_BATCH = 65536  # the largest batch the exported program accepts
 
 
 def export_embedder(
@@ -48,15 +48,16 @@ def export_embedder(
     mean: tuple[float, float, float] = MEAN,
     std: tuple[float, float, float] = STD,
 ) -> Path:
-    """Script ``net`` (an :class:`~curate.train.backbones.EmbeddingNet`) on the CPU; write the model dir."""
+    """Export ``net`` (an :class:`~curate.train.backbones.EmbeddingNet`) with ``torch.export`` on the CPU,
+    in eval mode, for any batch size; write the model dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(net).float().cpu().eval().to(memory_format=torch.contiguous_format)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is the agreed format despite deprecation
-        scripted = torch.jit.script(model)
+    example = torch.zeros(2, 3, input_size, input_size)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     with torch.no_grad():
-        dim = int(scripted(torch.zeros(2, 3, input_size, input_size)).shape[1])
+        dim = int(program.module()(example).shape[1])
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -65,9 +66,10 @@ def export_embedder(
         "std": list(std),
         "embedding_dim": dim,
     }
-    with atomic_path(out_dir / "embedder.pt") as tmp:
-        scripted.save(str(tmp))
-    atomic_write_text(out_dir / "embedder.json", json.dumps(meta, indent=2) + "\n")
+    with atomic_path(out_dir / MODEL_FILE) as tmp:
+        torch.export.save(program, str(tmp))
+    atomic_write_text(out_dir / META_FILE, json.dumps(meta, indent=2) + "\n")
+    (out_dir / "embedder.pt").unlink(missing_ok=True)  # a version 1 (TorchScript) file left by an old export
     logger.info("exported a %d-d embedder for %dx%d inputs to %s", dim, input_size, input_size, out_dir)
     return out_dir
 

@@ -12,7 +12,8 @@ On CUDA the forward pass runs under bf16 autocast with channels_last tensors. La
 (``WORLD_SIZE`` > 1 in the environment) every process trains a DistributedDataParallel replica on its own
 GPU and its share of the batches; only rank 0 writes files. With the ``vggface`` recipe a second phase
 learns a triplet-loss projection on the frozen, L2-normalised features of the first (Parkhi et al. 2015;
-see :mod:`curate.train.recipe`).
+see :mod:`curate.train.recipe`). Device and DDP set-up: :mod:`curate.train.runtime`; checkpoints, resume
+and the metrics log: :mod:`curate.train.resume`.
 """
 
 from __future__ import annotations
@@ -20,60 +21,30 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as torch_dist
 from torch import nn
 
 from curate.config import config_to_dict
-from curate.errors import CurateError
 from curate.progress import Bars
 from curate.storage import atomic_write_text
 from curate.train.backbones import build_net
 from curate.train.config import Recipe, TrainConfig
 from curate.train.data import MEAN, STD, FaceDataset, load_images, make_loader
-from curate.train.export import (
-    export_embedder,
-    load_checkpoint,
-    restore_rng_states,
-    rng_states,
-    save_checkpoint,
-)
+from curate.train.export import export_embedder
 from curate.train.heads import MarginHead
 from curate.train.losses import TrainingModel
 from curate.train.monitor import ChanceMonitor
 from curate.train.optim import lr_factor, make_optimizer
 from curate.train.recipe import ProjectionPhase
+from curate.train.resume import Checkpointing, MetricsLog
+from curate.train.runtime import global_counts, seed_everything, setup_runtime
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """Where this process trains: device, precision, and its place among DDP processes."""
-
-    device: torch.device
-    dtype: torch.dtype | None  # autocast dtype, None for fp32
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        """Only rank 0 writes checkpoints, metrics and the export."""
-        return self.rank == 0
-
-    def autocast(self) -> torch.autocast:
-        """Mixed precision for the forward pass (a no-op in fp32)."""
-        return torch.autocast(
-            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
-        )
 
 
 @dataclass
@@ -87,62 +58,7 @@ class TrainResult:
     last_metrics: dict[str, Any]
 
 
-def setup_runtime(config: TrainConfig) -> Runtime:
-    """Pick the device; join the process group when launched by torchrun."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    cuda = torch.cuda.is_available() and config.device != "cpu"
-    if world_size > 1:
-        if not torch_dist.is_initialized():
-            torch_dist.init_process_group(backend="nccl" if cuda else "gloo")
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
-    else:
-        device = torch.device(
-            config.device if config.device not in ("auto",) else ("cuda" if cuda else "cpu")
-        )
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    precision = (
-        config.precision if config.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    )
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(device, dtype, rank, world_size)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class MetricsLog:
-    """``metrics.jsonl``: one line per finished epoch; on resume, lines past the checkpoint are dropped."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-
-    def truncate(self, phase: str, epoch: int) -> None:
-        """Keep the lines up to ``epoch`` of ``phase`` (and every earlier phase)."""
-        if not (self.enabled and self.path.is_file()):
-            return
-        order = {"classify": 0, "projection": 1}
-        kept = [
-            line
-            for line in self.path.read_text().splitlines()
-            if line.strip()
-            and (order[json.loads(line)["phase"]], json.loads(line)["epoch"]) <= (order[phase], epoch)
-        ]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record."""
-        if self.enabled:
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-
-class Trainer(ProjectionPhase):
+class Trainer(Checkpointing, ProjectionPhase):
     """One training run: builds everything from the config, then :meth:`run` trains, checkpoints, exports."""
 
     def __init__(self, config: TrainConfig) -> None:
@@ -196,57 +112,6 @@ class Trainer(ProjectionPhase):
             self.dataset, self.pk, c.batch_size, c.workers, c.seed, epoch, self.rt.rank, self.rt.world_size
         )
 
-    def state(self) -> dict[str, Any]:
-        """The full training state (what a checkpoint holds)."""
-        return {
-            "model": self.net.state_dict(),
-            "head": self.model.head.state_dict() if self.model.head is not None else None,
-            "center": self.model.center.state_dict() if self.model.center is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng_states(),
-            "phase": self.phase,
-            "epoch": self.epoch,
-            "step": self.step,
-            "chance_strikes": self.monitor.strikes,
-            "projection_dim": self.config.projection_dim if self.phase == "projection" else None,
-            "config": config_to_dict(self.config),
-            "classes": self.images.classes,
-        }
-
-    def save(self) -> None:
-        """Write ``checkpoints/last.pt`` atomically (rank 0 only)."""
-        if self.rt.main:
-            save_checkpoint(self.state(), self.checkpoint_path)
-
-    def resume(self) -> None:
-        """Restore every piece of state from ``checkpoints/last.pt``."""
-        state = load_checkpoint(self.checkpoint_path)
-        if state["classes"] != self.images.classes:
-            raise CurateError(f"{self.checkpoint_path} was trained on other identities; use a new --out")
-        if state["phase"] == "projection":
-            self._start_projection()
-        self.net.load_state_dict(state["model"])
-        for part in ("head", "center"):
-            module = getattr(self.model, part)
-            if (module is None) != (state[part] is None):
-                raise CurateError(
-                    f"{self.checkpoint_path} has another {part} than this config; use a new --out"
-                )
-            if module is not None:
-                module.load_state_dict(state[part])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        restore_rng_states(state["rng"])
-        self.phase, self.epoch, self.step = state["phase"], state["epoch"], state["step"]
-        self.monitor.strikes = int(state.get("chance_strikes", 0))
-        self.metrics.truncate(self.phase, self.epoch)
-        logger.info(
-            "resumed %s at phase %s epoch %d step %d", self.checkpoint_path, self.phase, self.epoch, self.step
-        )
-
     def run(self, stop_after: int | None = None) -> TrainResult:
         """Train (resuming if asked), checkpoint every ``checkpoint_every`` epochs, export at the end."""
         c = self.config
@@ -280,10 +145,6 @@ class Trainer(ProjectionPhase):
         if finished and self.rt.main:
             model_dir = export_embedder(self.net, self.out / "model", c.input_size)
         return TrainResult(self.out, model_dir, self.checkpoint_path, self.epoch, record)
-
-    def _maybe_save(self, epochs: int) -> None:
-        if self.epoch % self.config.checkpoint_every == 0 or self.epoch == epochs:
-            self.save()
 
     def _classify_epoch(self, bars: Bars) -> dict[str, Any]:
         c, rt = self.config, self.rt
@@ -324,18 +185,9 @@ class Trainer(ProjectionPhase):
         self.metrics.write(record)
         logger.info("epoch %d/%d: %s", self.epoch, c.epochs, record)
         if "correct" in sums:  # every process must take the same stop decision
-            hits, total = _global_counts(float(sums["correct"]), seen, rt)
+            hits, total = global_counts(float(sums["correct"]), seen, rt)
             self.monitor.check(self.epoch, hits / total, total, c.epochs)
         return record
-
-
-def _global_counts(hits: float, seen: int, rt: Runtime) -> tuple[float, int]:
-    """Top-1 hits and images over every DDP process (this process's own when training alone)."""
-    if rt.world_size == 1:
-        return hits, seen
-    counts = torch.tensor([hits, float(seen)], device=rt.device)
-    torch_dist.all_reduce(counts)
-    return float(counts[0]), int(counts[1])
 
 
 def progress_status(sums: dict[str, Any], seen: int) -> str:
