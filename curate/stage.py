@@ -62,7 +62,7 @@ class StageContext:
     _done: int = field(default=0, init=False, repr=False, compare=False)
     _total: int = field(default=0, init=False, repr=False, compare=False)
     _sent: float = field(default=-math.inf, init=False, repr=False, compare=False)
-    _interval: float = field(default_factory=lambda: _report_interval(), repr=False, compare=False)
+    _interval: float = field(default_factory=_report_interval, init=False, repr=False, compare=False)
 
     def progress(self, done: int, total: int) -> None:
         """Report ``done`` of ``total`` items of this call finished, for the client's progress bar.

@@ -97,9 +97,14 @@ def test_context_reports_are_throttled_and_the_last_always_goes(tmp_path, monkey
     for i in range(1, 1001):
         ctx.progress(i, 1000)
     assert sent == [(1, 1000), (1000, 1000)]
-    ctx.advance(5, total=2000)  # relative to the last report
-    assert ctx._done == 1005 and sent[-1] == (1000, 1000)
     local_context(tmp_path, "faces").progress(3, 4)  # no reporter (a stage called directly): no error
+    monkeypatch.setenv(INTERVAL_ENV, "0")
+    ctx = local_context(tmp_path, "faces")
+    ctx.reporter = lambda done, total: sent.append((done, total))
+    ctx.progress(10, 20)
+    ctx.advance(5)  # on from the last report, of its total
+    ctx.advance(1, total=40)
+    assert sent[-3:] == [(10, 20), (15, 20), (16, 40)]
 
 
 def test_tracker_counts_shards_and_the_share_of_running_tasks() -> None:
