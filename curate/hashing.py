@@ -25,15 +25,14 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from curate.constants import HASH_BITS as HASH_BITS  # re-exported
+from curate.constants import HASH_KINDS, SQUARE_MAX_SIDE
 from curate.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-HASH_KINDS = ("phash", "dhash", "ahash", "whash")
-HASH_BITS = 64
 
 SQUARE_SIDE = 64  # the describe square's side in pixels
-SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
 SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
 SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
 

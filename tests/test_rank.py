@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from curate import lineage, manifest
 from curate.commands.common import GlobalOptions
 from curate.commands.rank import register
+from curate.config import build_config
 from curate.embedders import get_embedder
 from curate.errors import ConfigError
 from curate.faces.detect import FaceAligner
@@ -327,7 +328,7 @@ def test_zero_row_shards_and_all_empty_input(tmp_path):
 )
 def test_config_validation_names_key_and_value(key, value):
     with pytest.raises(ConfigError) as error:
-        RankConfig(**{key: value}).validate()
+        build_config(RankConfig, {key: value})
     assert error.value.key == key and error.value.value == value and error.value.fix
 
 

@@ -17,6 +17,7 @@ from curate.candidates import CandidatesConfig, build_candidates, write_candidat
 from curate.commands import run as run_commands
 from curate.commands.candidates import register
 from curate.commands.common import GlobalOptions
+from curate.config import build_config
 from curate.errors import ConfigError
 from curate.names import identity_id, match_key
 from curate.record import BASE_COLUMNS, Status, set_status
@@ -159,7 +160,7 @@ def test_empty_shard_and_bad_config(workdir):
     out = run(empty, workdir, min_images=3)
     assert out.num_rows == 0 and out.schema.names == [*BASE_COLUMNS, *COLUMNS]
     with pytest.raises(ConfigError, match="min_images"):
-        SelectConfig(min_images=-1).validate()
+        build_config(SelectConfig, {"min_images": -1})
     with pytest.raises(ConfigError, match="candidates"):
         SelectConfig(candidates=workdir / "missing.parquet").validate()
 
