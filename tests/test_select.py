@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from curate import manifest
 from curate.candidates import CandidatesConfig, build_candidates, write_candidates
-from curate.commands import run as run_commands
-from curate.commands.candidates import register
+from curate.commands import candidates as candidates_commands
+from curate.commands import collect as collect_commands
+from curate.commands import faces as faces_commands
 from curate.commands.common import GlobalOptions
 from curate.config import build_config
 from curate.errors import ConfigError
@@ -172,8 +173,9 @@ def test_select_command_runs_on_the_executor(tmp_path, data_dir):
     def main(ctx: typer.Context) -> None:
         ctx.obj = GlobalOptions(workdir=tmp_path / "w", scheduler=None, workers=1, shards=2)
 
-    run_commands.register(app)
-    register(app)
+    app.add_typer(candidates_commands.app)
+    app.add_typer(collect_commands.app)
+    app.add_typer(faces_commands.app)
     runner = CliRunner()
     listed = tmp_path / "wanted.txt"
     listed.write_text("\n".join(f"s{i}" for i in range(1, 11)))

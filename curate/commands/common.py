@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from curate.executor import ExecutorOptions, StageResult
-from curate.pipeline import StageSpec, run_specs
+if TYPE_CHECKING:  # the executor and pipelines load dask and pyarrow: imported when a stage runs
+    from curate.executor import ExecutorOptions, StageResult
+    from curate.pipeline import StageSpec
 
 console = Console(stderr=True)
 INPUT_HELP = (
     "stage to read (default: the last of collect, exact, faces, select, describe, rank run before it)"
 )
+InputOption = Annotated[str | None, typer.Option("--input", help=INPUT_HELP)]
+OverwriteOption = Annotated[bool, typer.Option(help="redo finished shards")]
 
 
 @dataclass
@@ -31,6 +34,8 @@ class GlobalOptions:
 
     def executor_options(self) -> ExecutorOptions:
         """The executor settings these options ask for."""
+        from curate.executor import ExecutorOptions
+
         return ExecutorOptions(scheduler=self.scheduler, workers=self.workers)
 
 
@@ -41,6 +46,8 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
 
 def run_with_progress(options: GlobalOptions, specs: list[StageSpec], overwrite: bool) -> list[StageResult]:
     """Run stages on the executor with a rich progress bar per stage, then print a summary table."""
+    from curate.pipeline import run_specs
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -86,6 +93,8 @@ def run_stage_command(
     input_stage: str | None = None,
 ) -> StageResult:
     """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
+    from curate.pipeline import StageSpec
+
     options = global_options(ctx)
     # absolute paths, so a stage run by hand and the same stage in a pipeline have one config
     given = {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}

@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
-from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.heldout import write_heldout
 from curate.synth.naming import make_names
@@ -24,6 +23,7 @@ from curate.synth.params import IdentityParams, sample_identity
 from curate.synth.plan import FACE_KINDS, Slot, plan_collection
 from curate.synth.scene import draw_non_face
 from curate.synth.variants import corrupt, encode_jpeg, near_duplicate
+from curate.synth_config import SynthConfig
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.params import IdentityParams
+from curate.synth_config import SynthConfig
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Settings of the synthetic web collection, checked up front."""
+"""Settings of the synthetic web collection (:mod:`curate.synth`), checked up front; light to import."""
 
 from __future__ import annotations
 
