@@ -88,7 +88,8 @@ class TrainConfig:
     """Everything ``curate train`` needs; ``validate()`` checks combinations up front."""
 
     out: Path = setting(
-        Path("runs/train"), help="checkpoints, metrics.jsonl and the exported model (<out>/model); curate train: <workdir>/train"
+        Path("runs/train"),
+        help="checkpoints, metrics.jsonl and the exported model (<out>/model); curate train: <workdir>/train",
     )
     workdir: Path | None = setting(None, help="read the curated manifest from this workdir (--workdir)")
     manifest_stage: str = setting(
