@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import typer
-from curate.synth.config import MIN_ORIGINALS
+from curate.synth_config import MIN_ORIGINALS
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Iterable
 from enum import Enum
@@ -32,7 +33,7 @@ def flag(name: str) -> str:
 
 def _bare(annotation: Any) -> tuple[Any, bool]:
     """``(type without None, whether None was allowed)``."""
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         return args[0], len(args) < len(typing.get_args(annotation))
     return annotation, False
@@ -52,7 +53,7 @@ def option_help(field: dataclasses.Field) -> str:
     return f"{text} [{'required' if default is dataclasses.MISSING else 'default: ' + shown(default)}]"
 
 
-def _parameter(field: dataclasses.Field, annotation: Any, panel: str | None) -> inspect.Parameter:
+def _parameter(field: dataclasses.Field, annotation: Any) -> inspect.Parameter:
     """The Typer parameter of one config field."""
     bare, _ = _bare(annotation)
     help_text = option_help(field)
@@ -69,7 +70,7 @@ def _parameter(field: dataclasses.Field, annotation: Any, panel: str | None) -> 
     extra: dict[str, Any] = {"metavar": "A,B"} if typing.get_origin(bare) is list else {}
     if isinstance(bare, type) and issubclass(bare, Enum):
         extra["case_sensitive"] = False
-    info = typer.Option(*decls, help=help_text, show_default=False, rich_help_panel=panel, **extra)
+    info = typer.Option(*decls, help=help_text, show_default=False, **extra)
     return inspect.Parameter(
         field.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind, info]
     )
@@ -95,6 +96,21 @@ def parse_set(items: Iterable[str], known: Iterable[str]) -> dict[str, str]:
     return pairs
 
 
+def gather(params: dict[str, Any], names: Iterable[str], lists: set[str]) -> dict[str, Any]:
+    """Take the config fields (and ``--set``) out of a command's parsed ``params``: the fields given.
+
+    List options are flattened (repeatable and comma-separated); options win over ``--set``.
+    """
+    settings: dict[str, Any] = parse_set(params.pop("set_", None) or [], names)
+    for name in names:
+        value = params.pop(name, None)
+        if name in lists:
+            value = _split(value) if value else None
+        if value is not None:
+            settings[name] = value
+    return settings
+
+
 def config_fields(cls: type, skip: Iterable[str] = ()) -> list[tuple[dataclasses.Field, Any]]:
     """The fields of ``cls`` (less ``skip``) with their resolved type annotations."""
     hints = typing.get_type_hints(cls)
@@ -102,7 +118,7 @@ def config_fields(cls: type, skip: Iterable[str] = ()) -> list[tuple[dataclasses
 
 
 def config_options(
-    *classes: type, skip: Iterable[str] = (), panel: str | None = None
+    *classes: type, skip: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Replace the command's ``settings`` parameter with one option per field of ``classes``.
 
@@ -122,7 +138,7 @@ def config_options(
             for p in own.parameters.values()
             if p.name != "settings"
         ]
-        generated = [_parameter(f, a, panel) for f, a in seen.values()]
+        generated = [_parameter(f, a) for f, a in seen.values()]
         arguments = [p for p in generated if p.default is inspect.Parameter.empty]
         options = [p for p in generated if p.default is not inspect.Parameter.empty]
         set_option = inspect.Parameter(
@@ -131,29 +147,21 @@ def config_options(
             default=None,
             annotation=Annotated[
                 list[str] | None,
-                typer.Option("--set", help=SET_HELP, metavar="KEY=VALUE", rich_help_panel=panel),
+                typer.Option("--set", help=SET_HELP, metavar="KEY=VALUE"),
             ],
         )
         lists = {f.name for f, a in seen.values() if typing.get_origin(_bare(a)[0]) is list}
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            settings: dict[str, Any] = parse_set(kwargs.pop("set_", None) or [], seen)
-            for name in seen:
-                value = kwargs.pop(name, None)
-                if name in lists and value:
-                    value = _split(value)
-                elif name in lists:
-                    value = None
-                if value is not None:
-                    settings[name] = value
-            return command(*args, settings=settings, **kwargs)
+            return command(*args, settings=gather(kwargs, seen, lists), **kwargs)
 
         parameters = mine[:1] + arguments + mine[1:] + options + [set_option]
         wrapper.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         del wrapper.__wrapped__  # Typer must read the new signature, not the command's
         wrapper.config_classes = classes  # type: ignore[attr-defined]
+        wrapper.settings_of = functools.partial(gather, names=seen, lists=lists)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

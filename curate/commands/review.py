@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from curate.commands.common import console, global_options, run_with_progress
+from curate.commands.options import config_options
+from curate.stages.review_config import ReviewConfig
 
 InputOption = Annotated[
     str | None, typer.Option("--input", help="stage to review (default: the newer of dedup and rank)")
@@ -110,12 +112,13 @@ def decisions(
 
 
 @app.command("apply")
-def apply(ctx: typer.Context, input_stage: InputOption = None) -> None:
+@config_options(ReviewConfig, skip=("digest",))  # the digest is computed from the decision log
+def apply(ctx: typer.Context, settings: dict[str, Any], input_stage: InputOption = None) -> None:
     """Write the 'review' stage: decisions applied to the manifest, conflicts and gone images listed."""
     from curate.review.apply import review_spec, summarize
 
     options = global_options(ctx)
-    spec = review_spec(options.workdir, input_stage)
+    spec = review_spec(options.workdir, input_stage, settings.get("decisions", ""))
     result = run_with_progress(options, [spec], overwrite=True)[0]
     summary = summarize(options.workdir, result, spec.input_stage or "")
     console.print(f"decisions by outcome: {summary.outcomes}")
