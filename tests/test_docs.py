@@ -41,7 +41,7 @@ def test_options_doc_is_generated_from_the_configs():
 
     assert OPTIONS_DOC.read_text() == options_markdown(), (
         "docs/options.md is stale; regenerate: python -c 'from curate.commands.registry import "
-        "options_markdown; open(\"docs/options.md\", \"w\").write(options_markdown())'"
+        'options_markdown; open("docs/options.md", "w").write(options_markdown())\''
     )
 
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 import typer
-from curate.synth_config import MIN_ORIGINALS
 from PIL import Image
 from typer.testing import CliRunner
 
 from curate.commands import synth as synth_commands
 from curate.errors import ConfigError, CurateError
 from curate.synth import SynthConfig, draw_face, heldout_file, sample_identity, sample_nuisance, synthesize
+from curate.synth_config import MIN_ORIGINALS
 
 SMALL = SynthConfig(
     identities=8,
