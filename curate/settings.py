@@ -50,7 +50,7 @@ def default_of(field: dataclasses.Field) -> Any:
 
 
 def shown(value: Any) -> str:
-    """A value as a user types it: enums by value, lists comma-separated, ``None`` as ``none``."""
+    """A value as typed: enums by value, lists comma-separated (``''``: empty), ``None`` as ``none``."""
     if value is None:
         return "none"
     if isinstance(value, Enum):
@@ -58,7 +58,7 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, tuple)):
-        return ",".join(shown(item) for item in value)
+        return ",".join(shown(item) for item in value) if value else "''"
     if isinstance(value, Path):
         return str(value)
     return str(value)
