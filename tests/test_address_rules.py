@@ -1,7 +1,8 @@
 """Address rules of the URL-list collector, against the real HTTP server on 127.0.0.1.
 
 Link-local and cloud-metadata addresses stay closed under every option; loopback opens only through an
-explicit network (``--allowed-networks 127.0.0.0/8``); ``--allow-private-addresses`` opens private ranges only.
+explicit network (``--allowed-networks 127.0.0.0/8``); ``--allow-private-addresses`` opens private ranges
+only.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def test_cli_loopback_mirror_opens_only_with_allow_network(tmp_path, server, ima
     source = write_csv(tmp_path / "urls.csv", [server.url(f"/img/{i}.jpg") for i in range(3)])
     workdir = tmp_path / "w"
     base = ["-w", str(workdir), "--workers", "1", "--shards", "1", "collect", str(source), "--overwrite"]
-    refused = CliRunner().invoke(app, [*base, "--allow-private-addresses", "--allowed-networks", "10.0.0.0/8"])
+    private = ["--allow-private-addresses", "--allowed-networks", "10.0.0.0/8"]
+    refused = CliRunner().invoke(app, [*base, *private])
     assert refused.exit_code == 0, refused.output
     assert set(pd.read_parquet(workdir / "collect").reason) == {"blocked loopback address 127.0.0.1"}
     assert server.hit_count() == 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import tomllib
 import typing
 from enum import Enum
@@ -148,3 +150,131 @@ def test_every_field_is_reachable_from_the_cli_and_toml(name, field, annotation,
     if not field.metadata.get("argument"):
         default = config_to_dict(build_config(all_configs()[name], required))
         assert from_cli[field.name] != default[field.name], f"{name}.{field.name} kept its default"
+
+
+HEAVY = ("pandas", "pyarrow", "scipy", "sklearn", "torch", "dlib", "faiss", "dask.distributed", "imagehash")
+HELP_SCRIPT = """
+import sys, click, typer
+import curate.cli
+def walk(command, path):
+    context = click.Context(command, info_name=path)
+    print("@@", path)
+    print(command.get_help(context))
+    for name in getattr(command, "commands", {}):
+        walk(command.get_command(context, name), path + " " + name)
+walk(typer.main.get_command(curate.cli.app), "curate")
+heavy = [name for name in sys.argv[1:] if name in sys.modules]
+print("@@heavy", ",".join(heavy))
+"""
+
+
+@pytest.fixture(scope="module")
+def helps() -> dict[str, str]:
+    """The help of every command, built in a fresh interpreter; ``heavy``: heavy modules it loaded."""
+    out = subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT, *HEAVY, "onnxruntime"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+    ).stdout
+    pages = {}
+    for chunk in out.split("@@")[1:]:
+        name, _, text = chunk.partition("\n")
+        pages[name.strip()] = text
+    return pages
+
+
+def test_help_of_every_command_loads_no_heavy_module(helps):
+    assert "curate faces" in helps and "curate review apply" in helps and "curate train" in helps
+    assert helps["heavy"].strip() == "", f"--help imported {helps['heavy'].strip()}"
+
+
+def test_help_shows_every_default_and_keeps_brackets(helps):
+    for name, cls in all_configs().items():
+        page = " ".join(helps[f"curate {COMMAND.get(name, name)}"].split())
+        for field in dataclasses.fields(cls):
+            if field.metadata.get("argument") or field.name in NOT_ON_COMMAND.get(name, {}):
+                continue
+            assert flag(field.name) in page, f"{name}: {flag(field.name)} missing"
+        defaults = page.count("[default: ") + page.count("[required]")
+        assert defaults >= sum(1 for f in dataclasses.fields(cls) if not f.metadata.get("argument")) - len(
+            NOT_ON_COMMAND.get(name, {})
+        )
+    assert "[train] table" in " ".join(helps["curate train"].split())  # not eaten as markup
+
+
+def test_option_names_fit_80_columns(helps):
+    for name, page in helps.items():
+        for line in page.splitlines():
+            if line.lstrip().startswith("--"):
+                declaration = line.strip().split("  ")[0]
+                assert len(declaration) <= 78, f"{name}: {declaration}"
+            assert len(line) <= 80, f"{name}: {line!r}"
+
+
+def test_global_workers_and_train_loader_workers_are_two_names(helps):
+    assert "--workers" in helps["curate"] and "--loader-workers" in helps["curate train"]
+    assert "--workers " not in helps["curate train"]
+
+
+def _curate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    script = "import sys; from curate.cli import main; sys.argv[0] = 'curate'\n"
+    script += (
+        "try:\n    main()\nfinally:\n    print('dask loaded' if 'dask.distributed' in sys.modules else '')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, "-w", str(tmp_path / "w"), "--workers", "2", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["faces", "--upsample", "9"], "'faces.upsample' = 9: use a value from 0 to 3"),
+        (["faces", "--detector", "mtcnn"], "'mtcnn' is not one of"),
+        (["dedup", "--set", "nprobe=0"], "'dedup.nprobe' = 0: use a value of at least 1 lists"),
+        (["dedup", "--set", "nprobes=3"], "unknown key; known keys:"),
+        (["rank", "--min-score", "2"], "'rank.min_score' = 2.0: use a value from 0 to 1"),
+        (["describe", "--hashes", "md5"], "unknown hash 'md5'"),
+    ],
+)
+def test_a_bad_option_is_one_line_before_any_cluster_starts(tmp_path, args, said):
+    done = _curate(tmp_path, *args)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and said in done.stderr
+    assert "dask loaded" not in done.stdout
+    assert not (tmp_path / "w" / args[0]).exists()
+
+
+def test_a_bad_value_in_a_later_pipeline_stage_stops_before_the_first(tmp_path, data_dir):
+    pipeline = tmp_path / "p.toml"
+    source = data_dir / "orl_faces"
+    pipeline.write_text(
+        f'stages = ["collect", "faces"]\n[collect]\nsource = "{source}"\n[faces]\npadding = 5\n'
+    )
+    done = _curate(tmp_path, "run", str(pipeline))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "'faces.padding' = 5" in done.stderr and "0 to 2" in done.stderr
+    assert "dask loaded" not in done.stdout and not (tmp_path / "w" / "collect").exists()
+
+
+def test_collect_refuses_an_option_of_the_other_source_kind(tmp_path, data_dir):
+    done = _curate(tmp_path, "collect", str(data_dir / "orl_faces"), "--concurrency", "3")
+    assert done.returncode == 1 and "'--concurrency' = 3: applies to URL lists only" in done.stderr
+
+
+def test_set_and_options_reach_the_same_setting(things):
+    option = _from_cli("faces", ["--upsample", "2"], {})
+    assert option == _from_cli("faces", ["--set", "upsample=2"], {}) and option["upsample"] == 2
+    assert _from_cli("faces", ["--set", "upsample=2", "--upsample", "3"], {})["upsample"] == 3
+    assert _from_cli("dedup", ["--hashes", ""], {})["hashes"] == []  # the shell's --hashes ''
+
+    assert _from_cli("dedup", ["--hashes", "phash", "--hashes", "dhash,ahash"], {})["hashes"] == [
+        "phash",
+        "dhash",
+        "ahash",
+    ]

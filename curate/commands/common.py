@@ -93,10 +93,13 @@ def run_stage_command(
     input_stage: str | None = None,
 ) -> StageResult:
     """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
+    from curate.config import build_config
     from curate.pipeline import StageSpec
+    from curate.stages import config_class
 
     options = global_options(ctx)
     # absolute paths, so a stage run by hand and the same stage in a pipeline have one config
     given = {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+    build_config(config_class(key), given, where=f"{key}.")  # a bad setting: one line, before any output
     spec = StageSpec(key, given, input_stage)
     return run_with_progress(options, [spec], overwrite)[0]
