@@ -12,7 +12,17 @@ from enum import StrEnum
 DEFAULT_MAX_PIXELS = 40_000_000  # decompression-bomb guard: larger images are refused
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # larger files are refused, never read into memory
 
-HASH_KINDS = ("phash", "dhash", "ahash", "whash")
+
+class HashKind(StrEnum):
+    """A perceptual hash of 64 bits (imagehash's definitions)."""
+
+    PHASH = "phash"  # DCT of a 32x32 grey image: survives resizing, recompression, small edits
+    DHASH = "dhash"  # horizontal gradients of a 9x8 grey image
+    AHASH = "ahash"  # 8x8 grey image against its mean
+    WHASH = "whash"  # Haar wavelet of a grey image
+
+
+HASH_KINDS = tuple(kind.value for kind in HashKind)
 HASH_BITS = 64
 SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
 

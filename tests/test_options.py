@@ -239,7 +239,7 @@ def _curate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         (["dedup", "--set", "nprobe=0"], "'dedup.nprobe' = 0: use a value of at least 1 lists"),
         (["dedup", "--set", "nprobes=3"], "unknown key; known keys:"),
         (["rank", "--min-score", "2"], "'rank.min_score' = 2.0: use a value from 0 to 1"),
-        (["describe", "--hashes", "md5"], "unknown hash 'md5'"),
+        (["describe", "--hashes", "md5"], "'describe.hashes' = 'md5': choose one of: phash, dhash"),
     ],
 )
 def test_a_bad_option_is_one_line_before_any_cluster_starts(tmp_path, args, said):

@@ -58,7 +58,7 @@ def _parameter(field: dataclasses.Field, annotation: Any) -> inspect.Parameter:
     bare, _ = _bare(annotation)
     help_text = option_help(field)
     if field.metadata.get("argument"):
-        info: Any = typer.Argument(help=help_text, show_default=False)
+        info: Any = typer.Argument(help=help_text, show_default=False, metavar=field.name.upper())
         return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[bare, info])
     if bare is bool:
         decls: list[str] = [f"{flag(field.name)}/--no-{field.name.replace('_', '-')}"]
@@ -67,7 +67,13 @@ def _parameter(field: dataclasses.Field, annotation: Any) -> inspect.Parameter:
         decls, kind = [flag(field.name)], list[str] | None
     else:
         decls, kind = [flag(field.name)], bare | None
-    extra: dict[str, Any] = {"metavar": "A,B"} if typing.get_origin(bare) is list else {}
+    extra: dict[str, Any] = {}
+    if typing.get_origin(bare) is list:
+        (item,) = typing.get_args(bare)
+        choices = (
+            "|".join(str(m.value) for m in item) if isinstance(item, type) and issubclass(item, Enum) else ""
+        )
+        extra["metavar"] = f"<{choices}>,..." if choices else "A,B"
     if isinstance(bare, type) and issubclass(bare, Enum):
         extra["case_sensitive"] = False
     info = typer.Option(*decls, help=help_text, show_default=False, **extra)

@@ -48,6 +48,8 @@ def _cell(text: str) -> str:
 def _row(field: dataclasses.Field, annotation: typing.Any, elsewhere: str | None) -> str:
     """One table row: option, TOML key, type, default, range or choices, meaning."""
     bare = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if typing.get_origin(bare[0]) is list:  # a list of choices
+        bare = list(typing.get_args(bare[0]))
     if isinstance(bare[0], type) and issubclass(bare[0], Enum):
         extent = "one of " + ", ".join(str(member.value) for member in bare[0])
     else:

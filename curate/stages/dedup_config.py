@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from curate.constants import BUILTIN_EMBEDDERS, HASH_BITS
+from curate.constants import BUILTIN_EMBEDDERS, HASH_BITS, HashKind
 from curate.errors import ConfigError
 from curate.settings import setting
 
@@ -24,7 +24,7 @@ class DedupConfig:
     """Descriptors, thresholds (named with their units) and search settings."""
 
     descriptor_stage: str = setting("describe", help="the stage whose vectors (and hash columns) are read")
-    hashes: list[str] = setting(["phash"], help="hashes to search ('' = none)")
+    hashes: list[HashKind] = setting(["phash"], help="hashes to search ('' = none)")
     embedding: str = setting(
         "handcrafted", help="vector name written by the descriptor stage ('' = no embedding)"
     )
@@ -68,9 +68,6 @@ class DedupConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on a threshold or setting that cannot work (ranges come from the metadata)."""
-        from curate.hashing import check_hash_names
-
-        check_hash_names(self.hashes)
         if not self.hashes and not self.embedding:
             raise ConfigError("hashes", self.hashes, "use at least one hash or set an embedding")
         if not self.max_hamming_bits <= self.review_max_hamming_bits:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from curate.constants import SQUARE_MAX_SIDE
+from curate.constants import SQUARE_MAX_SIDE, HashKind
 from curate.errors import ConfigError
 from curate.settings import setting
 
@@ -21,7 +21,7 @@ class VectorDtype(StrEnum):
 class DescribeConfig:
     """Which descriptors to compute and how vectors are stored."""
 
-    hashes: list[str] = setting(
+    hashes: list[HashKind] = setting(
         ["phash", "dhash"], help="perceptual hashes: phash, dhash, ahash, whash ('' = none)"
     )
     embedders: list[str] = setting(
@@ -41,9 +41,6 @@ class DescribeConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on a setting that cannot work (ranges are checked from the metadata)."""
-        from curate.hashing import check_hash_names
-
-        check_hash_names(self.hashes)
         if len(set(self.hashes)) != len(self.hashes):
             raise ConfigError("hashes", self.hashes, "name each hash once")
         if not self.hashes and not self.embedders:
