@@ -278,3 +278,17 @@ def test_set_and_options_reach_the_same_setting(things):
         "dhash",
         "ahash",
     ]
+
+
+def test_a_relative_path_given_with_set_is_resolved_like_an_option(tmp_path, data_dir, monkeypatch):
+    from curate.commands.common import resolved_settings
+
+    monkeypatch.chdir(data_dir)
+    by_option = _from_cli("select", ["--candidates", "orl_faces/README"], {})
+    by_set = _from_cli("select", ["--set", "candidates=orl_faces/README"], {})
+    assert by_option == by_set
+    command: Any = typer.main.get_command(app).get_command(None, "select")
+    settings = command.callback.settings_of(
+        dict(command.make_context("select", ["--set", "candidates=orl_faces/README"]).params)
+    )
+    assert resolved_settings(settings)["candidates"] == data_dir / "orl_faces" / "README"

@@ -85,6 +85,11 @@ def print_results(results: list[StageResult]) -> None:
     console.print(table)
 
 
+def resolved_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings given, paths made absolute: a stage run by hand and in a pipeline have one config."""
+    return {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+
+
 def run_stage_command(
     ctx: typer.Context,
     key: str,
@@ -98,8 +103,7 @@ def run_stage_command(
     from curate.stages import config_class
 
     options = global_options(ctx)
-    # absolute paths, so a stage run by hand and the same stage in a pipeline have one config
-    given = {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+    given = resolved_settings(settings)
     build_config(config_class(key), given, where=f"{key}.")  # a bad setting: one line, before any output
     spec = StageSpec(key, given, input_stage)
     return run_with_progress(options, [spec], overwrite)[0]

@@ -16,6 +16,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -102,12 +103,18 @@ def parse_set(items: Iterable[str], known: Iterable[str]) -> dict[str, str]:
     return pairs
 
 
-def gather(params: dict[str, Any], names: Iterable[str], lists: set[str]) -> dict[str, Any]:
+def gather(
+    params: dict[str, Any], names: dict[str, tuple[dataclasses.Field, Any]], lists: set[str]
+) -> dict[str, Any]:
     """Take the config fields (and ``--set``) out of a command's parsed ``params``: the fields given.
 
-    List options are flattened (repeatable and comma-separated); options win over ``--set``.
+    ``names``: field name -> (field, type). List options are flattened (repeatable and comma-separated);
+    paths given with ``--set`` become ``Path``s, as options' are; options win over ``--set``.
     """
     settings: dict[str, Any] = parse_set(params.pop("set_", None) or [], names)
+    for name, value in settings.items():
+        if _bare(names[name][1])[0] is Path and value:
+            settings[name] = Path(value)
     for name in names:
         value = params.pop(name, None)
         if name in lists:
