@@ -23,10 +23,11 @@ COMMANDS = (["--help"], ["train", "--help"], ["faces", "--help"])
 
 
 def once(args: list[str], pythonpath: Path) -> float:
-    """Wall seconds of one ``python ARGS`` in a fresh interpreter."""
+    """Wall seconds of one ``python ARGS`` in a fresh interpreter, run from ``pythonpath`` (``-m`` puts
+    the current folder first on the path)."""
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run([sys.executable, *args], env=env, cwd=pythonpath, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
 
