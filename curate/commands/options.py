@@ -32,12 +32,15 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _bare(annotation: Any) -> tuple[Any, bool]:
-    """``(type without None, whether None was allowed)``."""
+def _bare(annotation: Any) -> Any:
+    """The type without ``| None``."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return args[0], len(args) < len(typing.get_args(annotation))
-    return annotation, False
+        return next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return annotation
+
+
+def _is_enum(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Enum)
 
 
 def option_help(field: dataclasses.Field) -> str:
@@ -56,26 +59,21 @@ def option_help(field: dataclasses.Field) -> str:
 
 def _parameter(field: dataclasses.Field, annotation: Any) -> inspect.Parameter:
     """The Typer parameter of one config field."""
-    bare, _ = _bare(annotation)
+    bare = _bare(annotation)
     help_text = option_help(field)
     if field.metadata.get("argument"):
         info: Any = typer.Argument(help=help_text, show_default=False, metavar=field.name.upper())
         return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[bare, info])
-    if bare is bool:
-        decls: list[str] = [f"{flag(field.name)}/--no-{field.name.replace('_', '-')}"]
-        kind: Any = bool | None
-    elif typing.get_origin(bare) is list:
-        decls, kind = [flag(field.name)], list[str] | None
-    else:
-        decls, kind = [flag(field.name)], bare | None
+    decls: list[str] = [flag(field.name)]
+    kind: Any = bare | None
     extra: dict[str, Any] = {}
-    if typing.get_origin(bare) is list:
+    if bare is bool:
+        decls = [f"{flag(field.name)}/--no-{field.name.replace('_', '-')}"]
+    elif typing.get_origin(bare) is list:  # repeatable, each value comma-separated
         (item,) = typing.get_args(bare)
-        choices = (
-            "|".join(str(m.value) for m in item) if isinstance(item, type) and issubclass(item, Enum) else ""
-        )
-        extra["metavar"] = f"<{choices}>,..." if choices else "A,B"
-    if isinstance(bare, type) and issubclass(bare, Enum):
+        kind = list[str] | None
+        extra["metavar"] = "<" + "|".join(str(m.value) for m in item) + ">,..." if _is_enum(item) else "A,B"
+    elif _is_enum(bare):
         extra["case_sensitive"] = False
     info = typer.Option(*decls, help=help_text, show_default=False, **extra)
     return inspect.Parameter(
@@ -113,7 +111,7 @@ def gather(
     """
     settings: dict[str, Any] = parse_set(params.pop("set_", None) or [], names)
     for name, value in settings.items():
-        if _bare(names[name][1])[0] is Path and value:
+        if _bare(names[name][1]) is Path and value:
             settings[name] = Path(value)
     for name in names:
         value = params.pop(name, None)
@@ -163,7 +161,7 @@ def config_options(
                 typer.Option("--set", help=SET_HELP, metavar="KEY=VALUE"),
             ],
         )
-        lists = {f.name for f, a in seen.values() if typing.get_origin(_bare(a)[0]) is list}
+        lists = {f.name for f, a in seen.values() if typing.get_origin(_bare(a)) is list}
 
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
