@@ -53,6 +53,8 @@ def shown(value: Any) -> str:
     """A value as typed: enums by value, lists comma-separated (``''``: empty), ``None`` as ``none``."""
     if value is None:
         return "none"
+    if value == "":
+        return "''"
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, bool):
