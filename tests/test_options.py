@@ -292,3 +292,14 @@ def test_a_relative_path_given_with_set_is_resolved_like_an_option(tmp_path, dat
         dict(command.make_context("select", ["--set", "candidates=orl_faces/README"]).params)
     )
     assert resolved_settings(settings)["candidates"] == data_dir / "orl_faces" / "README"
+
+
+def test_train_reads_the_global_workdir_and_its_config_file_under_the_options(tmp_path):
+    from curate.commands.train import train_settings
+
+    config_file = tmp_path / "train.toml"
+    config_file.write_text("[train]\nepochs = 3\nlr = 0.05\n")
+    settings = train_settings(tmp_path / "w", {"epochs": 5}, config_file)
+    config = build_config(all_configs()["train"], settings)
+    assert config.workdir == tmp_path / "w" and config.out == tmp_path / "w" / "train"
+    assert (config.epochs, config.lr) == (5, 0.05)  # the option wins over the file
