@@ -1,6 +1,8 @@
 """The ``curate`` command line: global options, logging, the workdir lock, signals, one-line errors.
 
-Commands live in ``curate.commands.*`` and stay thin: build a config, call the library. Any
+Commands live in ``curate.commands.*``, one module (with its own Typer ``app``) per group, and stay thin:
+build a config, call the library. A stage's options are generated from its ``Config``
+(:mod:`curate.commands.options`). Heavy libraries load only when a command runs, so ``--help`` is quick. Any
 :class:`~curate.errors.CurateError`, usage mistake or environment error (disk full, permissions) becomes
 one line on stderr and exit code 1. Every command that writes into the workdir holds its lock
 (:mod:`curate.workdir_lock`) from the moment its options are parsed until it ends. SIGINT and SIGTERM stop
@@ -20,7 +22,20 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from curate.commands import candidates, dedup, demo, export, faces, rank, review, run, synth, train
+from curate.commands import (
+    candidates,
+    collect,
+    dedup,
+    demo,
+    evaluate,
+    export,
+    faces,
+    rank,
+    review,
+    run,
+    synth,
+    train,
+)
 from curate.commands.common import GlobalOptions
 from curate.envcheck import check_workdir, os_error_message
 from curate.errors import CurateError
@@ -95,6 +110,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no markup to swallow "[train]", no rich import for --help
     help="Build clean face-recognition training sets and train embedding models on them.",
 )
 
@@ -129,11 +145,13 @@ def main_options(
     ctx.obj = GlobalOptions(workdir=workdir, scheduler=scheduler, workers=workers, shards=shards)
 
 
-for module in (run, candidates, synth, faces, dedup, rank, review, train, export, demo):
-    module.register(app)
-for info in app.registered_commands:
-    if info.name not in READ_ONLY_COMMANDS | SELF_LOCKING_COMMANDS and info.callback is not None:
-        info.callback = _holds_workdir(info.name or "", info.callback)
+COMMANDS = (run, collect, candidates, faces, dedup, rank, train, evaluate, export, synth, demo)
+for module in COMMANDS:
+    for info in module.app.registered_commands:
+        if info.name not in READ_ONLY_COMMANDS | SELF_LOCKING_COMMANDS and info.callback is not None:
+            info.callback = _holds_workdir(info.name or "", info.callback)
+    app.add_typer(module.app)
+app.add_typer(review.app, name="review")
 
 
 def main() -> None:

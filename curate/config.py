@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from curate.errors import ConfigError
+from curate.settings import check_ranges
 
 C = TypeVar("C")
 
@@ -84,7 +85,9 @@ def build_config(cls: type[C], values: Mapping[str, Any], where: str = "") -> C:
     """Build the dataclass ``cls`` from ``values``: unknown keys, missing keys and bad types are errors.
 
     ``where`` prefixes key names in messages (e.g. ``"dedup."``). ``None`` values mean "use the default".
-    After construction the dataclass's own ``validate()`` (if any) checks ranges and relations.
+    After construction the ranges declared in each field's metadata are checked
+    (:func:`curate.settings.check_ranges`), then the dataclass's own ``validate()`` (if any) checks
+    relations between fields.
     """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -99,6 +102,7 @@ def build_config(cls: type[C], values: Mapping[str, Any], where: str = "") -> C:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}{name}", None, "this key is required; set it")
     config = cls(**kwargs)
+    check_ranges(config, where)
     validate = getattr(config, "validate", None)
     if callable(validate):
         try:

@@ -28,15 +28,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from curate.constants import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from curate.record import Status
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS = 40_000_000
-"""Largest width x height decoded (a 40 MP photo); larger headers are ``unsafe_input``."""
-
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-"""Largest file read into memory by :func:`read_file`; larger files are ``unsafe_input``."""
+# DEFAULT_MAX_PIXELS: largest width x height decoded (a 40 MP photo); larger headers are ``unsafe_input``.
+# DEFAULT_MAX_BYTES: largest file read into memory by :func:`read_file`; larger files are ``unsafe_input``.
 
 _BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
 

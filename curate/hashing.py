@@ -25,15 +25,14 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from curate.errors import ConfigError
+from curate.constants import HASH_BITS as HASH_BITS  # re-exported
+from curate.constants import HASH_KINDS as HASH_KINDS  # re-exported
+from curate.constants import SQUARE_MAX_SIDE
 
 logger = logging.getLogger(__name__)
 
-HASH_KINDS = ("phash", "dhash", "ahash", "whash")
-HASH_BITS = 64
 
 SQUARE_SIDE = 64  # the describe square's side in pixels
-SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
 SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
 SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
 
@@ -80,13 +79,6 @@ def square_from_bytes(data: bytes) -> Image.Image:
     if len(data) != SQUARE_BYTES:
         raise ValueError(f"a stored square has {SQUARE_BYTES} bytes, not {len(data)}")
     return Image.frombytes("RGB", (SQUARE_SIDE, SQUARE_SIDE), data)
-
-
-def check_hash_names(names: Sequence[str], key: str = "hashes") -> None:
-    """Raise ConfigError unless every name is a known hash kind."""
-    for name in names:
-        if name not in HASH_KINDS:
-            raise ConfigError(key, list(names), f"unknown hash {name!r}; choose from {list(HASH_KINDS)}")
 
 
 def _grey(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Address rules of the URL-list collector, against the real HTTP server on 127.0.0.1.
 
 Link-local and cloud-metadata addresses stay closed under every option; loopback opens only through an
-explicit network (``--allow-network 127.0.0.0/8``); ``--allow-private-addresses`` opens private ranges only.
+explicit network (``--allowed-networks 127.0.0.0/8``); ``--allow-private-addresses`` opens private ranges
+only.
 """
 
 from __future__ import annotations
@@ -141,14 +142,15 @@ def test_cli_loopback_mirror_opens_only_with_allow_network(tmp_path, server, ima
     source = write_csv(tmp_path / "urls.csv", [server.url(f"/img/{i}.jpg") for i in range(3)])
     workdir = tmp_path / "w"
     base = ["-w", str(workdir), "--workers", "1", "--shards", "1", "collect", str(source), "--overwrite"]
-    refused = CliRunner().invoke(app, [*base, "--allow-private-addresses", "--allow-network", "10.0.0.0/8"])
+    private = ["--allow-private-addresses", "--allowed-networks", "10.0.0.0/8"]
+    refused = CliRunner().invoke(app, [*base, *private])
     assert refused.exit_code == 0, refused.output
     assert set(pd.read_parquet(workdir / "collect").reason) == {"blocked loopback address 127.0.0.1"}
     assert server.hit_count() == 0
-    networks = ["--allow-network", "10.0.0.0/8", "--allow-network", "127.0.0.0/8"]
+    networks = ["--allowed-networks", "10.0.0.0/8", "--allowed-networks", "127.0.0.0/8"]
     result = CliRunner().invoke(app, [*base, *networks])
     assert result.exit_code == 0, result.output
     assert list(pd.read_parquet(workdir / "collect").status) == ["ok"] * 3
-    metadata = CliRunner().invoke(app, [*base, "--allow-network", "169.254.0.0/16"])
+    metadata = CliRunner().invoke(app, [*base, "--allowed-networks", "169.254.0.0/16"])
     assert metadata.exit_code == 1
     assert "never allowed" in metadata.output and len(metadata.output.strip().splitlines()) == 1

@@ -28,7 +28,7 @@ from curate.candidates import (
 )
 from curate.candidates.sources import detect_format, read_source
 from curate.candidates.typos import bounded_distance, close_pairs
-from curate.commands.candidates import register
+from curate.commands import candidates as candidates_commands
 from curate.errors import ConfigError, CurateError
 from curate.names import identity_id, match_key
 
@@ -299,7 +299,7 @@ def test_cli_writes_the_list_and_prints_a_summary(tmp_path, lists):
     def main(ctx: typer.Context) -> None:
         ctx.obj = SimpleNamespace(workdir=tmp_path)
 
-    register(app)
+    app.add_typer(candidates_commands.app)
     result = CliRunner().invoke(
         app, ["candidates", str(lists.cfp), "--exclude", str(lists.lfw), "--max", "100"]
     )

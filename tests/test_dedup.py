@@ -77,7 +77,7 @@ OTHER = 0x3333_3333_3333_3333  # 32 bits away from FAR and from 0
     [
         ({"max_hamming_bits": 12, "review_max_hamming_bits": 8}, "review_max_hamming_bits"),
         ({"min_cosine": 0.8, "review_min_cosine": 0.9}, "review_min_cosine"),
-        ({"min_cosine": 1.5}, "review_min_cosine"),
+        ({"min_cosine": 1.5}, "min_cosine"),
         ({"hashes": ["md5"]}, "hashes"),
         ({"hashes": [], "embedding": ""}, "hashes"),
         ({"index": "hnsw"}, "index"),

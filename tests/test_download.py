@@ -354,7 +354,7 @@ def test_cli_collect_url_list(tmp_path, server, images):
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 0, refused.output
     assert set(pd.read_parquet(workdir / "collect").reason.str[:24]) == {"blocked loopback address"}
-    result = CliRunner().invoke(app, [*args, "--allow-network", "127.0.0.0/8", "--overwrite"])
+    result = CliRunner().invoke(app, [*args, "--allowed-networks", "127.0.0.0/8", "--overwrite"])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(workdir / "collect")
     assert sorted(frame.status) == ["failed_download"] + ["ok"] * 4

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from curate import manifest
+from curate.config import build_config
 from curate.errors import ConfigError
 from curate.names import identity_id
 from curate.record import BASE_COLUMNS
@@ -112,7 +113,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         IngestConfig(source=tmp_path, names_file=tmp_path / "none.txt").validate()
     assert names.value.key == "names_file"
     with pytest.raises(ConfigError) as pixels:
-        IngestConfig(source=tmp_path, max_pixels=0).validate()
+        build_config(IngestConfig, {"source": tmp_path, "max_pixels": 0})
     assert pixels.value.key == "max_pixels"
 
 

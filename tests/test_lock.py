@@ -75,7 +75,7 @@ def slow_urls(data_dir, tmp_path) -> Iterator[Path]:
 
 def test_second_writer_fails_at_once_naming_the_first(slow_urls, tmp_path):
     workdir = tmp_path / "w"
-    args = ["collect", str(slow_urls), "--allow-network", "127.0.0.0/8", "--concurrency", "1"]
+    args = ["collect", str(slow_urls), "--allowed-networks", "127.0.0.0/8", "--concurrency", "1"]
     first = _curate("-w", str(workdir), "--shards", "4", "--workers", "0", *args)
     _wait_for(lambda: _holder(workdir).get("pid") == first.pid)
     started = time.monotonic()

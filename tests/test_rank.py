@@ -16,8 +16,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from curate import lineage, manifest
+from curate.commands import rank as rank_commands
 from curate.commands.common import GlobalOptions
-from curate.commands.rank import register
+from curate.config import build_config
 from curate.embedders import get_embedder
 from curate.errors import ConfigError
 from curate.faces.detect import FaceAligner
@@ -327,7 +328,7 @@ def test_zero_row_shards_and_all_empty_input(tmp_path):
 )
 def test_config_validation_names_key_and_value(key, value):
     with pytest.raises(ConfigError) as error:
-        RankConfig(**{key: value}).validate()
+        build_config(RankConfig, {key: value})
     assert error.value.key == key and error.value.value == value and error.value.fix
 
 
@@ -346,7 +347,7 @@ def test_rank_command_runs_on_the_executor(tmp_path):
     def main(ctx: typer.Context) -> None:
         ctx.obj = GlobalOptions(workdir=workdir, scheduler=None, workers=1, shards=2)
 
-    register(app)
+    app.add_typer(rank_commands.app)
     result = CliRunner().invoke(app, ["rank", "--scorer", "centre", "--keep", "10", "--rounds", "2"])
     assert result.exit_code == 0, result.output
     out = manifest.read_stage(workdir, "rank").to_pylist()

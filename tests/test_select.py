@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from curate import manifest
 from curate.candidates import CandidatesConfig, build_candidates, write_candidates
-from curate.commands import run as run_commands
-from curate.commands.candidates import register
+from curate.commands import candidates as candidates_commands
+from curate.commands import collect as collect_commands
+from curate.commands import faces as faces_commands
 from curate.commands.common import GlobalOptions
+from curate.config import build_config
 from curate.errors import ConfigError
 from curate.names import identity_id, match_key
 from curate.record import BASE_COLUMNS, Status, set_status
@@ -159,7 +161,7 @@ def test_empty_shard_and_bad_config(workdir):
     out = run(empty, workdir, min_images=3)
     assert out.num_rows == 0 and out.schema.names == [*BASE_COLUMNS, *COLUMNS]
     with pytest.raises(ConfigError, match="min_images"):
-        SelectConfig(min_images=-1).validate()
+        build_config(SelectConfig, {"min_images": -1})
     with pytest.raises(ConfigError, match="candidates"):
         SelectConfig(candidates=workdir / "missing.parquet").validate()
 
@@ -171,8 +173,9 @@ def test_select_command_runs_on_the_executor(tmp_path, data_dir):
     def main(ctx: typer.Context) -> None:
         ctx.obj = GlobalOptions(workdir=tmp_path / "w", scheduler=None, workers=1, shards=2)
 
-    run_commands.register(app)
-    register(app)
+    app.add_typer(candidates_commands.app)
+    app.add_typer(collect_commands.app)
+    app.add_typer(faces_commands.app)
     runner = CliRunner()
     listed = tmp_path / "wanted.txt"
     listed.write_text("\n".join(f"s{i}" for i in range(1, 11)))

@@ -67,7 +67,7 @@ def slow_urls(data_dir, tmp_path) -> Iterator[Path]:
 def _start(workdir: Path, urls: Path, workers: int) -> subprocess.Popen:
     args = ["-w", str(workdir), "--shards", str(SHARDS), "--workers", str(workers), "collect", str(urls)]
     return subprocess.Popen(
-        [sys.executable, "-m", "curate", *args, "--allow-network", "127.0.0.0/8", "--concurrency", "1"],
+        [sys.executable, "-m", "curate", *args, "--allowed-networks", "127.0.0.0/8", "--concurrency", "1"],
         env={**os.environ, "CURATE_CLUSTER_COST": "0.5"},  # move to the cluster after two 1.5 s shards
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -14,10 +14,10 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from curate.commands.synth import register
+from curate.commands import synth as synth_commands
 from curate.errors import ConfigError, CurateError
 from curate.synth import SynthConfig, draw_face, heldout_file, sample_identity, sample_nuisance, synthesize
-from curate.synth.config import MIN_ORIGINALS
+from curate.synth_config import MIN_ORIGINALS
 
 SMALL = SynthConfig(
     identities=8,
@@ -251,7 +251,7 @@ def _cli_app() -> typer.Typer:
     def main() -> None:
         """A stand-in for the curate app, holding only this command."""
 
-    register(app)
+    app.add_typer(synth_commands.app)
     return app
 
 

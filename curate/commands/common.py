@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from curate.executor import ExecutorOptions, StageResult
-from curate.pipeline import StageSpec, run_specs
 from curate.progress import Bars
+
+if TYPE_CHECKING:  # the executor and pipelines load dask and pyarrow: imported when a stage runs
+    from curate.executor import ExecutorOptions, StageResult
+    from curate.pipeline import StageSpec
 
 console = Console(stderr=True)
 INPUT_HELP = (
     "stage to read (default: the last of collect, exact, faces, select, describe, rank run before it)"
 )
+InputOption = Annotated[str | None, typer.Option("--input", help=INPUT_HELP)]
+OverwriteOption = Annotated[bool, typer.Option(help="redo finished shards")]
 
 
 @dataclass
@@ -31,6 +35,8 @@ class GlobalOptions:
 
     def executor_options(self) -> ExecutorOptions:
         """The executor settings these options ask for."""
+        from curate.executor import ExecutorOptions
+
         return ExecutorOptions(scheduler=self.scheduler, workers=self.workers)
 
 
@@ -41,6 +47,8 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
 
 def run_with_progress(options: GlobalOptions, specs: list[StageSpec], overwrite: bool) -> list[StageResult]:
     """Run stages on the executor with a progress bar per stage, then print a summary table."""
+    from curate.pipeline import run_specs
+
     with Bars("shards", status=True) as bars:
         results = run_specs(
             specs, options.workdir, options.executor_options(), options.shards, overwrite, bars.stage_callback
@@ -60,6 +68,11 @@ def print_results(results: list[StageResult]) -> None:
     console.print(table)
 
 
+def resolved_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings given, paths made absolute: a stage run by hand and in a pipeline have one config."""
+    return {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+
+
 def run_stage_command(
     ctx: typer.Context,
     key: str,
@@ -68,8 +81,12 @@ def run_stage_command(
     input_stage: str | None = None,
 ) -> StageResult:
     """Run one registered stage from a CLI command (settings left as None take the config defaults)."""
+    from curate.config import build_config
+    from curate.pipeline import StageSpec
+    from curate.stages import config_class
+
     options = global_options(ctx)
-    # absolute paths, so a stage run by hand and the same stage in a pipeline have one config
-    given = {k: v.resolve() if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+    given = resolved_settings(settings)
+    build_config(config_class(key), given, where=f"{key}.")  # a bad setting: one line, before any output
     spec = StageSpec(key, given, input_stage)
     return run_with_progress(options, [spec], overwrite)[0]

@@ -60,35 +60,35 @@ def _print_report(report: dict) -> None:
     console.print(f"report: {report['report_html']}  ({report['seconds']:.0f} s)", soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``curate demo`` to ``app``."""
+app = typer.Typer()
 
-    @app.command("demo")
-    def demo(
-        ctx: typer.Context,
-        identities: Annotated[int, typer.Option(help="identities in the synthetic collection")] = 30,
-        images_per_identity: Annotated[int, typer.Option(help="files per identity folder")] = 20,
-        intruder_rate: Annotated[
-            float, typer.Option(help="share of files showing someone else (web-like: 0.35)")
-        ] = 0.35,
-        epochs: Annotated[int, typer.Option(help="training epochs for each model")] = 12,
-        seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
-    ) -> None:
-        """Synthesise a web collection, curate it, train on it before and after, and report."""
-        from curate.demo import DemoConfig, demo_pipeline_data, run_demo  # torch loads only when a demo runs
 
-        options = global_options(ctx)
-        if options.workdir == DEFAULT_WORKDIR:
-            options.workdir = DEMO_WORKDIR
-        options.shards = options.shards or demo_pipeline_data()["shards"]
-        config = DemoConfig(
-            identities=identities,
-            images_per_identity=images_per_identity,
-            intruder_rate=intruder_rate,
-            seed=seed,
-            epochs=epochs,
-        )
-        check_workdir(options.workdir)
-        with hold_workdir(options.workdir):  # the whole demo: stages, training, evaluation
-            report = run_demo(options.workdir, lambda specs: run_with_progress(options, specs, False), config)
-        _print_report(report)
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    identities: Annotated[int, typer.Option(help="identities in the synthetic collection")] = 30,
+    images_per_identity: Annotated[int, typer.Option(help="files per identity folder")] = 20,
+    intruder_rate: Annotated[
+        float, typer.Option(help="share of files showing someone else (web-like: 0.35)")
+    ] = 0.35,
+    epochs: Annotated[int, typer.Option(help="training epochs for each model")] = 12,
+    seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
+) -> None:
+    """Synthesise a web collection, curate it, train on it before and after, and report."""
+    from curate.demo import DemoConfig, demo_pipeline_data, run_demo  # torch loads only when a demo runs
+
+    options = global_options(ctx)
+    if options.workdir == DEFAULT_WORKDIR:
+        options.workdir = DEMO_WORKDIR
+    options.shards = options.shards or demo_pipeline_data()["shards"]
+    config = DemoConfig(
+        identities=identities,
+        images_per_identity=images_per_identity,
+        intruder_rate=intruder_rate,
+        seed=seed,
+        epochs=epochs,
+    )
+    check_workdir(options.workdir)
+    with hold_workdir(options.workdir):  # the whole demo: stages, training, evaluation
+        report = run_demo(options.workdir, lambda specs: run_with_progress(options, specs, False), config)
+    _print_report(report)

@@ -15,11 +15,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from curate.constants import BUILTIN_EMBEDDERS
 from curate.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = ("dlib", "handcrafted")
+BUILTIN = BUILTIN_EMBEDDERS
 
 
 @runtime_checkable

@@ -17,8 +17,7 @@ The rows come from :func:`~curate.export.source.final_stage` unless an input sta
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,8 @@ from curate.export.files import (
     write_shards,
     write_tree,
 )
-from curate.export.source import ImageKind, final_stage, kept_rows
+from curate.export.source import final_stage, kept_rows
+from curate.export_config import ExportConfig, ExportFormat, ImageKind
 from curate.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -45,32 +45,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ExportConfig", "ExportFormat", "ExportResult", "ImageKind", "export_dataset", "final_stage"]
 
 DROPPED_COLUMNS = ("path", "crop_path", "export_source", "export_name", "export_sha256")
-
-
-class ExportFormat(StrEnum):
-    """How the images are laid out (the Parquet manifest and the list are always written)."""
-
-    IMAGEFOLDER = "imagefolder"
-    WEBDATASET = "webdataset"
-
-
-@dataclass
-class ExportConfig:
-    """What to export and how."""
-
-    out: Path
-    input_stage: str | None = None  # default: final_stage(workdir)
-    images: ImageKind = ImageKind.CROPS
-    formats: list[ExportFormat] = field(default_factory=lambda: [ExportFormat.IMAGEFOLDER])
-    shard_size: int = 1000  # WebDataset samples per shard (about; identities never span shards)
-    card: bool = True
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the bad setting and the fix."""
-        if self.shard_size < 1:
-            raise ConfigError("shard_size", self.shard_size, "give 1 or more samples per shard")
-        if not self.formats:
-            raise ConfigError("format", self.formats, "give imagefolder, webdataset or both")
 
 
 @dataclass

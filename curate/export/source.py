@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 
 from curate import lineage, manifest, storage
 from curate.errors import ConfigError, CurateError
+from curate.export_config import ImageKind
 from curate.record import Status
 from curate.storage import WORKDIR_FILE
 
@@ -26,13 +26,6 @@ CANONICAL_ORDER = ("download", *lineage.CANONICAL_ORDER, REVIEW_STAGE)
 """Tie-break between two leaf stages: the later one here wins."""
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
-
-
-class ImageKind(StrEnum):
-    """Which picture of a row goes into the export."""
-
-    CROPS = "crops"  # the aligned face crop the faces stage wrote (what training reads)
-    ORIGINALS = "originals"  # the collected file as it was downloaded or found
 
 
 def _stage_configs(workdir: Path) -> dict[str, dict]:

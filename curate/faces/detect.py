@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import dlib
@@ -25,6 +24,7 @@ import face_recognition_models
 import numpy as np
 from PIL import Image
 
+from curate.constants import DEFAULT_MAX_SIDE, DEFAULT_RETRY_MAX_SIDE, DetectorKind
 from curate.faces.centerface import to_dlib_points
 from curate.faces.quality import face_size
 
@@ -33,28 +33,13 @@ logger = logging.getLogger(__name__)
 Box = tuple[int, int, int, int]
 
 
-DEFAULT_MAX_SIDE = 1024
-"""Images with a longer side than this are shrunk before detection (faces down to ~40 px still found)."""
-
-DEFAULT_RETRY_MAX_SIDE = 400
-"""Longest side the retry pass sees: keeps the CNN detector at a few seconds per image on a CPU."""
+# DEFAULT_MAX_SIDE (curate.constants): longer images are shrunk before detection (faces down to ~40 px
+# still found). DEFAULT_RETRY_MAX_SIDE: the longest side the retry pass sees, which keeps the CNN detector
+# at a few seconds per image on a CPU.
 
 MIN_DETECT_SIDE = 16
 """Images whose shorter side is below this are not searched: no detector finds a face that small, and the
 CNN detector fails outright on images of a few pixels."""
-
-
-class DetectorKind(StrEnum):
-    """Which face detector to run."""
-
-    HOG = "hog"  # dlib HOG: frontal to about 45 degrees of yaw
-    CNN = "cnn"  # dlib MMOD CNN: more poses, several times slower on a CPU
-    CENTERFACE = "centerface"  # CenterFace (ONNX Runtime): frontal and profile, its own 5 landmarks
-
-    @property
-    def is_dlib(self) -> bool:
-        """Whether dlib's 5-point predictor places this detector's landmarks."""
-        return self is not DetectorKind.CENTERFACE
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,10 @@ def decisions_digest(path: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def review_spec(workdir: Path, input_stage: str | None = None) -> StageSpec:
-    """The ``review`` stage spec reading the last curation stage and the workdir's decision log."""
-    path = store_path(workdir)
+def review_spec(workdir: Path, input_stage: str | None = None, decisions: str = "") -> StageSpec:
+    """The ``review`` stage spec reading the last curation stage and the decision log (default: the
+    workdir's)."""
+    path = Path(decisions) if decisions else store_path(workdir)
     if not path.exists():
         raise CurateError(
             f"no review decisions in {workdir}; review with 'curate review serve' or 'review import'"

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,11 +40,9 @@ import pyarrow as pa
 
 from curate import manifest
 from curate.embedders import BUILTIN
-from curate.errors import ConfigError
-from curate.hashing import HASH_BITS, check_hash_names
 from curate.record import Status
 from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
-from curate.search.pairs import Candidates, Thresholds, classify, find_candidates, verify
+from curate.search.pairs import Candidates, classify, find_candidates, verify
 from curate.search.rows import Participants, gather, rows_of
 from curate.search.verdicts import (
     mark_clusters,
@@ -55,6 +52,7 @@ from curate.search.verdicts import (
     write_back,
 )
 from curate.stage import GlobalStage, StageContext
+from curate.stages.dedup_config import DedupConfig
 
 logger = logging.getLogger(__name__)
 
@@ -66,80 +64,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "needs_review": pa.bool_(),
     "review_reason": pa.string(),
 }
-
-
-@dataclass
-class DedupConfig:
-    """Descriptors, thresholds (named with their units) and search settings."""
-
-    descriptor_stage: str = "describe"  # the stage whose vectors (and hash columns) are read
-    hashes: list[str] = field(default_factory=lambda: ["phash"])  # [] = no hashes
-    embedding: str = "handcrafted"  # vector name written by the descriptor stage; "" = no embedding
-    max_hamming_bits: int = 4
-    review_max_hamming_bits: int = 10
-    min_cosine: float = 0.90
-    review_min_cosine: float = 0.80
-    verify: bool = True  # align thumbnails to decide borderline pairs (else they all go to review)
-    min_aligned_ncc: float = 0.97
-    review_min_aligned_ncc: float = 0.90
-    across_identities: bool = True  # also look for the same photo under two identities
-    confirm_conflicts_with: str = (
-        "dlib"  # face embedder confirming a cross-identity pair; "" = descriptors only
-    )
-    conflict_min_face_cosine: float = 0.95  # face-embedding cosine of the two aligned crops
-    conflict_min_face_ncc: float = (
-        0.88  # aligned NCC of the two inner faces (32x32 grey), descriptor duplicates
-    )
-    conflict_borderline_min_face_ncc: float = 0.92  # the same for pairs the descriptors only put in review
-    index: str = "flat"  # "flat" (exact) or "ivf" (approximate, for very large sets)
-    nprobe: int = 16  # IVF lists visited per query
-    use_gpu: bool | None = None  # None: when faiss sees a GPU
-
-    def validate(self) -> None:
-        """Raise ConfigError on a threshold or setting that cannot work."""
-        check_hash_names(self.hashes)
-        if not self.hashes and not self.embedding:
-            raise ConfigError("hashes", self.hashes, "use at least one hash or set an embedding")
-        if not 0 <= self.max_hamming_bits <= self.review_max_hamming_bits <= HASH_BITS // 2:
-            raise ConfigError(
-                "review_max_hamming_bits",
-                (self.max_hamming_bits, self.review_max_hamming_bits),
-                f"need 0 <= max_hamming_bits <= review_max_hamming_bits <= {HASH_BITS // 2} bits",
-            )
-        spec = self.confirm_conflicts_with
-        if spec and spec not in BUILTIN and not (Path(spec) / "embedder.json").is_file():
-            raise ConfigError(
-                "confirm_conflicts_with",
-                spec,
-                f"choose one of {list(BUILTIN)}, an exported model folder, or ''",
-            )
-        for key in ("conflict_min_face_cosine", "conflict_min_face_ncc", "conflict_borderline_min_face_ncc"):
-            if not -1.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(key, getattr(self, key), "give a value from -1 to 1")
-        for low, high in (("review_min_cosine", "min_cosine"), ("review_min_aligned_ncc", "min_aligned_ncc")):
-            if not -1.0 <= getattr(self, low) <= getattr(self, high) <= 1.0:
-                raise ConfigError(
-                    low, (getattr(self, low), getattr(self, high)), f"need -1 <= {low} <= {high} <= 1"
-                )
-        if self.index not in ("flat", "ivf"):
-            raise ConfigError("index", self.index, "choose 'flat' (exact) or 'ivf' (approximate)")
-        if self.nprobe < 1:
-            raise ConfigError("nprobe", self.nprobe, "visit at least 1 IVF list per query")
-        if not self.descriptor_stage:
-            raise ConfigError(
-                "descriptor_stage", self.descriptor_stage, "name the stage that wrote the vectors"
-            )
-
-    def thresholds(self) -> Thresholds:
-        """The decision thresholds of this config."""
-        return Thresholds(
-            self.max_hamming_bits,
-            self.review_max_hamming_bits,
-            self.min_cosine,
-            self.review_min_cosine,
-            self.min_aligned_ncc,
-            self.review_min_aligned_ncc,
-        )
 
 
 class DedupStage(GlobalStage):

@@ -30,7 +30,6 @@ model needs the whole image). Otherwise the file is decoded as usual.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,13 +39,11 @@ from PIL import Image
 from curate import record
 from curate.decode import load_rgb
 from curate.embedders import Embedder, get_embedder
-from curate.errors import ConfigError
 from curate.hashing import (
     HASH_KINDS,
     SQUARE_COLUMN,
     SQUARE_MAX_SIDE,
     SQUARE_SIDE,
-    check_hash_names,
     describe_square,
     hashes_and_thumbnails,
     resized,
@@ -55,6 +52,7 @@ from curate.hashing import (
 )
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
+from curate.stages.describe_config import DescribeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,38 +61,8 @@ for _kind in HASH_KINDS:
     COLUMNS[_kind] = pa.string()  # 16 hex digits
     COLUMNS[f"{_kind}_code"] = pa.int64()  # the 64 hash bits as a signed integer
 
-DTYPES = ("float16", "float32")
 HASH_SIDE = SQUARE_SIDE  # hashes (and embedders that take this size) work on one 64x64 resample
 THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 1024 per row)
-
-
-@dataclass
-class DescribeConfig:
-    """Which descriptors to compute and how vectors are stored."""
-
-    hashes: list[str] = field(default_factory=lambda: ["phash", "dhash"])
-    embedders: list[str] = field(default_factory=lambda: ["handcrafted"])  # "dlib", "handcrafted", model dir
-    batch_size: int = 64  # images per embedder call
-    dtype: str = "float32"  # storage type of the vectors: float16 halves the disk, cosines move < 1e-3
-    trim_borders: bool = True  # remove a flat frame before describing (a framed copy then matches)
-    max_side: int = SQUARE_MAX_SIDE  # shrink larger images before describing (0 = never)
-    thumbnails: bool = True  # store 32x32 grey thumbnails, which dedup uses to verify borderline pairs
-
-    def validate(self) -> None:
-        """Raise ConfigError on a setting that cannot work."""
-        check_hash_names(self.hashes)
-        if len(set(self.hashes)) != len(self.hashes):
-            raise ConfigError("hashes", self.hashes, "name each hash once")
-        if not self.hashes and not self.embedders:
-            raise ConfigError("embedders", self.embedders, "ask for at least one hash or one embedder")
-        if len(set(self.embedders)) != len(self.embedders):
-            raise ConfigError("embedders", self.embedders, "name each embedder once")
-        if not 1 <= self.batch_size <= 4096:
-            raise ConfigError("batch_size", self.batch_size, "use 1 to 4096 images per batch")
-        if self.dtype not in DTYPES:
-            raise ConfigError("dtype", self.dtype, f"choose one of {list(DTYPES)}")
-        if self.max_side != 0 and self.max_side < 64:
-            raise ConfigError("max_side", self.max_side, "use 0 (never shrink) or at least 64 pixels")
 
 
 class DescribeStage(ShardStage):

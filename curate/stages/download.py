@@ -14,23 +14,19 @@ not stored). Same bytes twice within one identity: the best-ranked row is kept, 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
 
 from curate import manifest, storage
-from curate.decode import DEFAULT_MAX_PIXELS
 from curate.download.collector import Collector
-from curate.download.fetch import FetchSettings
-from curate.download.safety import AddressPolicy
 from curate.download.store import Outcome
 from curate.download.urllist import read_url_list
-from curate.errors import ConfigError
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status, add_columns, ok_mask
 from curate.stage import ShardStage, StageContext
+from curate.stages.download_config import DownloadConfig
 from curate.storage import ContentStore
 
 PLAN_COLUMNS: dict[str, pa.DataType] = {"search_rank": pa.int32(), "query": pa.string()}
@@ -55,71 +51,6 @@ _OUTCOME_COLUMNS = (
     "n_frames",
     "fetch_seconds",
 )
-
-
-@dataclass
-class DownloadConfig:
-    """Settings of the URL-list collector; seconds and bytes are in the names."""
-
-    source: Path  # the .csv or .jsonl URL list
-    concurrency: int = 16  # downloads in flight per shard task
-    per_host_concurrency: int = 4  # of those, at most this many to one host
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 10.0
-    deadline_seconds: float = 60.0  # the most one URL may take: redirects, retries and back-off included
-    max_retries: int = 2  # extra attempts after a 5xx, 429, timeout or connection error
-    backoff_seconds: float = 0.5  # first pause between attempts; doubles each time
-    max_redirects: int = 5
-    max_bytes: int = 20_000_000  # longer responses are cut off
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    allow_private_addresses: bool = False  # open 10/8, 172.16/12, 192.168/16, fc00::/7 (not loopback)
-    allowed_networks: list[str] = field(default_factory=list)  # CIDRs opened although not public
-    retry_failed_downloads: bool = False  # fetch again URLs the journal records as failed_download
-    case_sensitive_names: bool = False  # keep names differing only in case apart (docs/collect.md)
-    user_agent: str = "curate/0.1 (face data set research)"
-
-    def validate(self) -> None:
-        """Check ranges and the source file; raise ConfigError naming the key."""
-        if Path(self.source).suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
-            raise ConfigError("source", str(self.source), "give a .csv or .jsonl URL list")
-        if not Path(self.source).is_file():
-            raise ConfigError("source", str(self.source), "no such file; give a .csv or .jsonl URL list")
-        for key in ("concurrency", "per_host_concurrency", "max_bytes", "max_pixels"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, getattr(self, key), "give a whole number of at least 1")
-        for key in ("max_retries", "max_redirects"):
-            if getattr(self, key) < 0:
-                raise ConfigError(key, getattr(self, key), "give a whole number of at least 0")
-        for key in ("connect_timeout_seconds", "read_timeout_seconds", "deadline_seconds"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(key, getattr(self, key), "give a number of seconds above 0")
-        if not self.backoff_seconds >= 0:
-            raise ConfigError("backoff_seconds", self.backoff_seconds, "give a number of seconds, 0 or more")
-        self.address_policy()
-
-    def address_policy(self) -> AddressPolicy:
-        """The address rules these settings describe."""
-        try:
-            return AddressPolicy.from_strings(self.allow_private_addresses, self.allowed_networks)
-        except ValueError as exc:
-            raise ConfigError(
-                "allowed_networks", self.allowed_networks, f"give CIDR networks ({exc})"
-            ) from None
-
-    def fetch_settings(self) -> FetchSettings:
-        """The fetcher's limits."""
-        return FetchSettings(
-            connect_timeout_seconds=self.connect_timeout_seconds,
-            read_timeout_seconds=self.read_timeout_seconds,
-            deadline_seconds=self.deadline_seconds,
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_redirects=self.max_redirects,
-            max_bytes=self.max_bytes,
-            per_host_concurrency=self.per_host_concurrency,
-            user_agent=self.user_agent,
-            policy=self.address_policy(),
-        )
 
 
 class DownloadStage(ShardStage):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
 import pyarrow as pa
 
 from curate import record
 from curate.record import Status
 from curate.stage import GlobalStage, StageContext
+from curate.stages.exact_config import ExactConfig
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +27,6 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 MAX_NAMES_IN_REASON = 5
-
-
-@dataclass
-class ExactConfig:
-    """The ``exact`` step has no settings."""
-
-    def validate(self) -> None:
-        """Nothing can be wrong: there are no settings."""
 
 
 def _conflict_reason(others: dict[str, str]) -> str:

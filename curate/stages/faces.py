@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,11 +31,8 @@ import pyarrow as pa
 from PIL import Image
 
 from curate import storage
-from curate.decode import DEFAULT_MAX_PIXELS, load_rgb
-from curate.errors import ConfigError
+from curate.decode import load_rgb
 from curate.faces import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_RETRY_MAX_SIDE,
     DetectorKind,
     FaceAligner,
     aligned_crop_or_whole,
@@ -46,6 +42,7 @@ from curate.faces import (
 from curate.faces.quality import laplacian_variance, yaw_from_landmarks
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import ShardStage, StageContext
+from curate.stages.faces_config import FacesConfig
 from curate.storage import ContentStore
 
 logger = logging.getLogger(__name__)
@@ -64,51 +61,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "blur": pa.float32(),  # variance of the Laplacian of the grey crop (low = blurred)
     "yaw_deg": pa.float32(),  # head yaw estimated from the 5 landmarks, 0 = frontal
 }
-
-
-@dataclass
-class FacesConfig:
-    """How faces are found and cropped."""
-
-    detector: DetectorKind = DetectorKind.CENTERFACE  # or hog / cnn (dlib); see bench/results/faces.md
-    upsample: int = 1  # dlib only: image doublings before detection, faces down to ~40 px at 1, ~20 at 2
-    retry_detector: DetectorKind | None = None  # on a miss, a second pass with this detector (None = off)
-    retry_upsample: int = 0  # upsample of the second pass
-    retry_max_side: int = DEFAULT_RETRY_MAX_SIDE  # longest side the second pass sees (0 = any)
-    crop_size: int = 150  # side of the aligned crop; 150 with padding 0.25 suits dlib's face embedder
-    padding: float = 0.25  # margin around the landmarks' face, as a fraction of the face size
-    keep_whole_if_no_face: bool = False  # for data sets that are already face crops (ORL, the synthetic set)
-    min_face_px: int = 0  # ignore faces smaller than this (0 = off)
-    max_side: int = DEFAULT_MAX_SIDE  # shrink images whose longer side is larger before detection (0 = never)
-    max_pixels: int = DEFAULT_MAX_PIXELS  # images with more pixels are refused (unsafe_input)
-
-    def validate(self) -> None:
-        """Raise ConfigError on a value that cannot work."""
-        if not 0 <= self.upsample <= 3:
-            raise ConfigError("upsample", self.upsample, "use 0 to 3 (each step doubles the image side)")
-        if not 0 <= self.retry_upsample <= 3:
-            raise ConfigError("retry_upsample", self.retry_upsample, "use 0 to 3")
-        retry = self.retry_detector
-        if retry is not None and retry == self.detector == DetectorKind.CENTERFACE:
-            raise ConfigError(
-                "retry_detector", retry.value, "a centerface retry repeats the first pass; use cnn"
-            )
-        if retry is not None and retry == self.detector and self.retry_upsample <= self.upsample:
-            fix = f"a {retry.value} retry needs retry_upsample above upsample={self.upsample}, or use cnn"
-            raise ConfigError("retry_detector", retry.value, fix)
-        if not 16 <= self.crop_size <= 1024:
-            raise ConfigError("crop_size", self.crop_size, "use 16 to 1024 pixels (e.g. 112 or 150)")
-        if not 0.0 <= self.padding <= 2.0:
-            raise ConfigError(
-                "padding", self.padding, "use a margin from 0.0 to 2.0 (dlib's default is 0.25)"
-            )
-        if self.min_face_px < 0:
-            raise ConfigError("min_face_px", self.min_face_px, "use 0 (off) or a size in pixels")
-        for key in ("max_side", "retry_max_side"):
-            if getattr(self, key) != 0 and getattr(self, key) < 64:
-                raise ConfigError(key, getattr(self, key), "use 0 (never shrink) or at least 64 pixels")
-        if self.max_pixels < 1:
-            raise ConfigError("max_pixels", self.max_pixels, "use a positive pixel count")
 
 
 def store_crop(workdir: Path, crop: np.ndarray) -> str:

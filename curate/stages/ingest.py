@@ -35,12 +35,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate import manifest, record
-from curate.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_bytes, read_file
+from curate.decode import decode_bytes, read_file
 from curate.errors import ConfigError
 from curate.hashing import SQUARE_COLUMN, square_bytes
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
 from curate.stage import ShardStage, StageContext
+from curate.stages.ingest_config import IngestConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,34 +57,6 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 _DIGITS = re.compile(r"[0-9]+")
-
-
-@dataclass
-class IngestConfig:
-    """Settings of ``curate collect DIR``."""
-
-    source: Path  # the folder holding one sub-folder per identity
-    names_file: Path | None = None  # line N names numbered folder N (CFP's Data/list_name.txt)
-    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are unsafe_input (decompression-bomb guard)
-    follow_symlinks: bool = False  # enter symlinked folders and read symlinks pointing out of the tree
-    max_file_bytes: int = DEFAULT_MAX_BYTES  # larger files are unsafe_input, never read into memory
-    case_sensitive_names: bool = False  # keep folders differing only in case apart (docs/collect.md)
-    squares: bool = False  # also store describe's 64x64 square per image, so describe need not decode again
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the key and the fix for a bad value."""
-        if not Path(self.source).is_dir():
-            raise ConfigError(
-                "source", str(self.source), "give an existing folder with one sub-folder per identity"
-            )
-        if self.names_file is not None and not Path(self.names_file).is_file():
-            raise ConfigError(
-                "names_file", str(self.names_file), "give an existing text file, one name per line"
-            )
-        if self.max_pixels <= 0:
-            raise ConfigError("max_pixels", self.max_pixels, "use a positive pixel count, e.g. 40000000")
-        if self.max_file_bytes <= 0:
-            raise ConfigError("max_file_bytes", self.max_file_bytes, "use a positive byte count")
 
 
 @dataclass(frozen=True)

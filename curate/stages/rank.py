@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import ConfigError, CurateError
+from curate.errors import CurateError
 from curate.rank.overlap import find_overlaps, identity_centres, partners, purity
 from curate.rank.scorers import normalise
 from curate.rank.selftrain import Identity, Ranking, rank_identities
-from curate.rank.settings import ScorerName
+from curate.rank.settings import ScorerName as ScorerName  # re-exported
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import GlobalStage, StageContext
+from curate.stages.rank_config import RankConfig
 
 logger = logging.getLogger(__name__)
 
@@ -45,56 +46,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "identity_review": pa.bool_(),  # identity_purity < min_purity: look at this identity
     "overlap_with": pa.string(),  # names of identities that may be the same person, "; "-joined ("" = none)
 }
-
-
-@dataclass
-class RankConfig:
-    """Settings of the ``rank`` stage."""
-
-    embedder: str = "dlib"  # name of the vectors the descriptor stage wrote
-    descriptor_stage: str = "describe"
-    scorer: ScorerName = ScorerName.AUTO  # cohort where calibrated: keeps hard positives; see rank.md
-    positives: int = 50  # round-1 positives per identity (VGG-Face: top 50 search results)
-    negatives_per_identity: int = 1000  # other identities' images sampled as negatives
-    keep: int = 1000  # at most this many images per identity
-    min_score: float = 0.5  # scores are calibrated: 0.5 = as likely the identity as not
-    rounds: int = 2  # self-training rounds (1 = no retraining)
-    overlap_min_cosine: float = 0.97  # centres more similar than this may be one person (tuned for dlib)
-    min_purity: float = 0.9  # identities estimated less pure than this go to review
-    false_accept: float | None = None  # cohort scorer: share of strangers admitted (None = calibrated)
-    profile_false_accept: float | None = None  # the same for faces turned >= 35 degrees (None = calibrated)
-    seed: int = 0
-
-    def validate(self) -> None:
-        """Raise ConfigError on a value that cannot work."""
-        for key in ("embedder", "descriptor_stage"):
-            if not getattr(self, key):
-                raise ConfigError(
-                    key, getattr(self, key), "give the name (e.g. embedder 'dlib', stage 'describe')"
-                )
-        if self.scorer not in {member.value for member in ScorerName}:
-            choices = ", ".join(member.value for member in ScorerName)
-            raise ConfigError("scorer", self.scorer, f"choose one of: {choices}")
-        for key, least in (("positives", 1), ("negatives_per_identity", 1), ("keep", 1), ("rounds", 1)):
-            if getattr(self, key) < least:
-                raise ConfigError(key, getattr(self, key), f"use a whole number of at least {least}")
-        for key in ("min_score", "min_purity"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(
-                    key, getattr(self, key), "use a value from 0 to 1 (scores are probabilities)"
-                )
-        if not -1.0 <= self.overlap_min_cosine <= 1.0:
-            raise ConfigError(
-                "overlap_min_cosine",
-                self.overlap_min_cosine,
-                "use a cosine similarity from -1 to 1 (e.g. 0.97)",
-            )
-        for key in ("false_accept", "profile_false_accept"):
-            value = getattr(self, key)
-            if value is not None and not 0.0 < value < 0.5:
-                raise ConfigError(key, value, "use a share of strangers between 0 and 0.5, e.g. 0.002")
-        if self.seed < 0:
-            raise ConfigError("seed", self.seed, "use a non-negative whole number")
 
 
 @dataclass

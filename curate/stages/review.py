@@ -20,7 +20,6 @@ no longer in the manifest).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +34,7 @@ from curate.review.decisions import RULE, resolve
 from curate.review.source import store_path
 from curate.review.store import DecisionStore, latest_per_reviewer, target_key
 from curate.stage import GlobalStage, StageContext
+from curate.stages.review_config import ReviewConfig
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,6 @@ OUTCOMES = [
     "unresolved (tie)",
     "applied",
 ]
-
-
-@dataclass
-class ReviewConfig:
-    """Settings of the ``review`` stage."""
-
-    decisions: str = ""  # the decision log; "" = <workdir>/_review/decisions.sqlite
-    digest: str = ""  # fingerprint of the decisions applied (recorded by 'curate review apply')
-
-    def validate(self) -> None:
-        """Nothing to check before the run: the log is checked when it is read."""
 
 
 def _by(resolved: pd.DataFrame, kind: str, column: str) -> dict[str, dict]:

@@ -20,10 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate.candidates import candidates_path, read_candidates
-from curate.errors import ConfigError
 from curate.names import match_key
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import ShardStage, StageContext
+from curate.stages.select_config import SelectConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,23 +33,6 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 NOT_LISTED = "not in the candidate list"
-
-
-@dataclass
-class SelectConfig:
-    """Which candidates list to apply and how many images an identity needs."""
-
-    candidates: Path | None = None  # default: <workdir>/candidates/candidates.parquet when it exists
-    min_images: int = 0  # identities with fewer ok images get too_few_images
-
-    def validate(self) -> None:
-        """Raise ConfigError on a value that cannot work."""
-        if self.candidates is not None and not Path(self.candidates).is_file():
-            raise ConfigError(
-                "candidates", str(self.candidates), "give an existing candidates.parquet (curate candidates)"
-            )
-        if self.min_images < 0:
-            raise ConfigError("min_images", self.min_images, "use 0 (no minimum) or a positive count")
 
 
 @dataclass(frozen=True)

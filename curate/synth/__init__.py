@@ -6,10 +6,10 @@ export would look (right people, wrong people, near-duplicates, broken files, pi
 """
 
 from curate.synth.collection import TRUTH_COLUMNS, planned_files, synthesize
-from curate.synth.config import SynthConfig
 from curate.synth.draw import draw_face, photo_jpeg
 from curate.synth.heldout import heldout_file
 from curate.synth.params import IdentityParams, Nuisance, sample_identity, sample_nuisance
+from curate.synth_config import SynthConfig
 
 __all__ = [
     "TRUTH_COLUMNS",

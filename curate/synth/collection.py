@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 
 from curate.errors import CurateError
 from curate.storage import atomic_path, atomic_write_bytes, atomic_write_text
-from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.heldout import write_heldout
 from curate.synth.naming import make_names
@@ -25,6 +24,7 @@ from curate.synth.params import IdentityParams, sample_identity
 from curate.synth.plan import FACE_KINDS, Slot, plan_collection
 from curate.synth.scene import draw_non_face
 from curate.synth.variants import corrupt, encode_jpeg, near_duplicate
+from curate.synth_config import SynthConfig
 
 logger = logging.getLogger(__name__)
 

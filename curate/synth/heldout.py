@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from curate.storage import atomic_write_bytes, atomic_write_text
-from curate.synth.config import SynthConfig
 from curate.synth.draw import photo_jpeg
 from curate.synth.params import IdentityParams
+from curate.synth_config import SynthConfig
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.synth.config import MIN_ORIGINALS, SynthConfig
 from curate.synth.scene import NON_FACE_KINDS
 from curate.synth.variants import CORRUPTIONS, DUPLICATE_TRANSFORMS
+from curate.synth_config import MIN_ORIGINALS, SynthConfig
 
 KINDS = ("original", "intruder", "near_duplicate", "corrupt", "non_face")
 FACE_KINDS = ("original", "intruder")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from curate.errors import ConfigError
+from curate.settings import setting
 
 logger = logging.getLogger(__name__)
 
@@ -64,60 +65,101 @@ class Schedule(StrEnum):
     STEP = "step"
 
 
-BACKBONES = ("small", "resnet18", "resnet34", "resnet50")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+class Backbone(StrEnum):
+    """The convolutional trunk under the embedding layer."""
+
+    SMALL = "small"
+    RESNET18 = "resnet18"
+    RESNET34 = "resnet34"
+    RESNET50 = "resnet50"
+
+
+class Precision(StrEnum):
+    """Arithmetic precision: auto is bf16 on CUDA, fp32 on a CPU."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
 
 
 @dataclass
 class TrainConfig:
-    """Everything ``curate train`` needs; ``validate()`` checks ranges and combinations up front."""
+    """Everything ``curate train`` needs; ``validate()`` checks combinations up front."""
 
-    out: Path = Path("runs/train")  # checkpoints, metrics.jsonl, the exported model (out/model)
-    workdir: Path | None = None  # read the curated manifest from here ...
-    manifest_stage: str = "dedup"  # ... at this stage (the last: ranked, then near-duplicates removed)
-    images: Path | None = None  # or train on a folder tree <images>/<identity>/**/<image>
-    backbone: str = "small"
-    embedding_dim: int = 128
-    input_size: int = 64  # square input side in pixels
-    head: HeadKind = HeadKind.SOFTMAX  # learns on 25-250 identities in a few epochs (bench/results/train.md)
-    scale: float = 32.0  # logit scale of the margin heads
-    margin_rad: float = 0.5  # ArcFace
-    margin_cos: float = 0.35  # CosFace
-    margin_mult: int = 4  # SphereFace
-    sphere_lambda: float = 5.0  # SphereFace blend weight of the plain cosine (stabilises training)
-    center_loss_weight: float = 0.0
-    pair_loss: PairLoss = PairLoss.NONE
-    pair_loss_weight: float = 1.0
-    mining: Mining = Mining.SEMI_HARD
-    triplet_margin_dist: float = 0.2
-    contrastive_margin_dist: float = 1.0
-    recipe: Recipe = Recipe.STANDARD
-    projection_dim: int = 64  # vggface recipe: output size of the triplet projection
-    projection_epochs: int = 10  # vggface recipe: epochs of the second phase
-    projection_lr: float = 0.01
-    optimizer: Optimizer = Optimizer.SGD
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Schedule = Schedule.COSINE
-    warmup_epochs: float = 1.0
-    margin_warmup_epochs: float = 2.0  # margin heads: the margin grows linearly from 0 over this many epochs
-    stop_at_chance: bool = True  # stop when training accuracy is still at chance after the warm-ups
-    step_every_epochs: int = 10  # step schedule: multiply the rate by step_gamma this often
-    step_gamma: float = 0.1
-    epochs: int = 10
-    batch_size: int = 64  # batches without a pair loss; with one, P x K below sets the batch
-    identities_per_batch: int = 16  # P
-    images_per_identity: int = 4  # K
-    augment: bool = True
-    workers: int = 0  # DataLoader worker processes
-    threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest on a busy shared machine)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    checkpoint_every: int = 1  # epochs between full-state checkpoints
-    resume: bool = False
-    progress: bool = True
+    out: Path = setting(
+        Path("runs/train"),
+        help="checkpoints, metrics.jsonl and the exported model (<out>/model); curate train: <workdir>/train",
+    )
+    workdir: Path | None = setting(None, help="read the curated manifest from this workdir (--workdir)")
+    manifest_stage: str = setting(
+        "dedup", help="manifest stage to train on (curate train: review once applied, else dedup)"
+    )
+    images: Path | None = setting(None, help="or train on a folder tree <images>/<identity>/**/<image>")
+    backbone: Backbone = setting(Backbone.SMALL, help="the convolutional trunk")
+    embedding_dim: int = setting(128, help="embedding size", min=1)
+    input_size: int = setting(64, help="square input side (a multiple of 16)", unit="pixels", min=32)
+    head: HeadKind = setting(
+        HeadKind.SOFTMAX,
+        help="classification head (softmax learns 25-250 identities in a few epochs: bench/results/train.md)",
+    )
+    scale: float = setting(32.0, help="logit scale of the margin heads", min=0.001)
+    margin_rad: float = setting(0.5, help="ArcFace additive angle", unit="radians", min=0.0, max=1.5)
+    margin_cos: float = setting(0.35, help="CosFace margin subtracted from the cosine", min=0.0, max=0.999)
+    margin_mult: int = setting(4, help="SphereFace angle multiplier", min=1)
+    sphere_lambda: float = setting(
+        5.0, help="SphereFace blend weight of the plain cosine (stabilises training)", min=0.0
+    )
+    center_loss_weight: float = setting(0.0, help="weight of the centre loss (0 = off)", min=0.0)
+    pair_loss: PairLoss = setting(PairLoss.NONE, help="pair or triplet loss on P x K batches")
+    pair_loss_weight: float = setting(1.0, help="weight of the pair loss", min=0.0)
+    mining: Mining = setting(Mining.SEMI_HARD, help="how the triplet loss picks negatives")
+    triplet_margin_dist: float = setting(0.2, help="triplet margin", unit="distance", min=0.0)
+    contrastive_margin_dist: float = setting(
+        1.0, help="contrastive loss margin for negatives", unit="distance", min=0.0
+    )
+    recipe: Recipe = setting(
+        Recipe.STANDARD, help="standard, or vggface: a classifier, then a triplet projection"
+    )
+    projection_dim: int = setting(64, help="vggface recipe: output size of the triplet projection", min=1)
+    projection_epochs: int = setting(10, help="vggface recipe: epochs of the second phase", min=0)
+    projection_lr: float = setting(0.01, help="vggface recipe: learning rate of the projection", min=1e-12)
+    optimizer: Optimizer = setting(Optimizer.SGD, help="the optimiser for every trainable parameter")
+    lr: float = setting(0.1, help="peak learning rate", min=1e-12)
+    momentum: float = setting(0.9, help="SGD momentum", min=0.0, max=0.999)
+    weight_decay: float = setting(5e-4, help="weight decay", min=0.0)
+    schedule: Schedule = setting(Schedule.COSINE, help="learning-rate decay after the warm-up")
+    warmup_epochs: float = setting(1.0, help="linear warm-up length", unit="epochs", min=0.0)
+    margin_warmup_epochs: float = setting(
+        2.0,
+        help="margin heads: the margin grows linearly from 0 over this many epochs",
+        unit="epochs",
+        min=0.0,
+    )
+    stop_at_chance: bool = setting(
+        True, help="stop when training accuracy is still at chance after the warm-ups"
+    )
+    step_every_epochs: int = setting(
+        10, help="step schedule: multiply the rate by step_gamma this often", unit="epochs", min=1
+    )
+    step_gamma: float = setting(0.1, help="step schedule: the factor", min=1e-12, max=1.0)
+    epochs: int = setting(10, help="training epochs", min=1)
+    batch_size: int = setting(64, help="batch size without a pair loss (with one, P x K sets it)", min=1)
+    identities_per_batch: int = setting(16, help="P: identities per batch with a pair loss", min=1)
+    images_per_identity: int = setting(4, help="K: images per identity with a pair loss", min=1)
+    augment: bool = setting(True, help="random flips, crops and colour jitter")
+    loader_workers: int = setting(0, help="DataLoader worker processes (0 = load in the main process)", min=0)
+    threads: int = setting(
+        0, help="torch CPU threads (0 = torch's default; 1 is fastest on a busy machine)", min=0
+    )
+    seed: int = setting(0, help="random seed")
+    device: str = setting("auto", help="auto, cpu, cuda or cuda:N")
+    precision: Precision = setting(
+        Precision.AUTO, help="auto (bf16 on CUDA, fp32 on a CPU), fp32, bf16 or fp16"
+    )
+    checkpoint_every: int = setting(1, help="epochs between full-state checkpoints", unit="epochs", min=1)
+    resume: bool = setting(False, help="continue from <out>/checkpoints/last.pt")
+    progress: bool = setting(True, help="show a progress bar")
 
     @property
     def uses_pk_sampler(self) -> bool:
@@ -125,68 +167,18 @@ class TrainConfig:
         return self.pair_loss is not PairLoss.NONE
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad key, its value and the fix."""
+        """Raise ConfigError naming the first bad key, its value and the fix (ranges: the metadata)."""
         if (self.workdir is None) == (self.images is None):
             raise ConfigError(
                 "images", self.images, "give exactly one of --workdir (a manifest) or --images DIR"
             )
         if self.images is not None and not Path(self.images).is_dir():
             raise ConfigError("images", self.images, "give an existing folder of <identity>/<image> files")
-        if self.backbone not in BACKBONES:
-            raise ConfigError("backbone", self.backbone, f"choose one of: {', '.join(BACKBONES)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError("precision", self.precision, f"choose one of: {', '.join(PRECISIONS)}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError("device", self.device, "give auto, cpu, cuda or cuda:N")
-        minimum = 32 if self.backbone == "small" else 64
+        minimum = 32 if self.backbone is Backbone.SMALL else 64
         if self.input_size < minimum or self.input_size % 16:
             raise ConfigError("input_size", self.input_size, f"give a multiple of 16, at least {minimum}")
-        positive = {
-            "embedding_dim": self.embedding_dim,
-            "scale": self.scale,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "checkpoint_every": self.checkpoint_every,
-            "step_every_epochs": self.step_every_epochs,
-            "projection_dim": self.projection_dim,
-            "projection_lr": self.projection_lr,
-        }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(key, value, "give a value above 0")
-        non_negative = {
-            "margin_rad": self.margin_rad,
-            "margin_cos": self.margin_cos,
-            "sphere_lambda": self.sphere_lambda,
-            "center_loss_weight": self.center_loss_weight,
-            "pair_loss_weight": self.pair_loss_weight,
-            "triplet_margin_dist": self.triplet_margin_dist,
-            "contrastive_margin_dist": self.contrastive_margin_dist,
-            "weight_decay": self.weight_decay,
-            "warmup_epochs": self.warmup_epochs,
-            "margin_warmup_epochs": self.margin_warmup_epochs,
-            "workers": self.workers,
-            "threads": self.threads,
-            "projection_epochs": self.projection_epochs,
-        }
-        for key, value in non_negative.items():
-            if value < 0:
-                raise ConfigError(key, value, "give a value of 0 or more")
-        if self.margin_rad >= 1.5:
-            raise ConfigError(
-                "margin_rad", self.margin_rad, "give an angle in radians below pi/2 (0.5 is usual)"
-            )
-        if self.margin_cos >= 1.0:
-            raise ConfigError("margin_cos", self.margin_cos, "give a cosine margin below 1 (0.35 is usual)")
-        if self.margin_mult < 1:
-            raise ConfigError(
-                "margin_mult", self.margin_mult, "give a whole multiplier of 1 or more (4 is usual)"
-            )
-        if not 0 < self.step_gamma <= 1:
-            raise ConfigError("step_gamma", self.step_gamma, "give a factor in (0, 1]")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("momentum", self.momentum, "give a value in [0, 1)")
         if self.uses_pk_sampler and (self.identities_per_batch < 2 or self.images_per_identity < 2):
             raise ConfigError(
                 "images_per_identity",

@@ -109,7 +109,14 @@ class Trainer(Checkpointing, ProjectionPhase):
     def _loader(self, epoch: int) -> Any:
         c = self.config
         return make_loader(
-            self.dataset, self.pk, c.batch_size, c.workers, c.seed, epoch, self.rt.rank, self.rt.world_size
+            self.dataset,
+            self.pk,
+            c.batch_size,
+            c.loader_workers,
+            c.seed,
+            epoch,
+            self.rt.rank,
+            self.rt.world_size,
         )
 
     def run(self, stop_after: int | None = None) -> TrainResult:

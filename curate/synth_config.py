@@ -1,4 +1,4 @@
-"""Settings of the synthetic web collection, checked up front."""
+"""Settings of the synthetic web collection (:mod:`curate.synth`), checked up front; light to import."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from curate.errors import ConfigError
+from curate.settings import setting
 
 MIN_ORIGINALS = 3
 """Every identity folder keeps at least this many of its own faces, whatever the noise rates."""
@@ -19,21 +20,31 @@ class SynthConfig:
     number of files, rounded, so a run always holds exactly what was asked for.
     """
 
-    identities: int = 30  # identity folders in the collection
-    images_per_identity: int = 20  # files per folder, noise included
-    intruder_rate: float = 0.12  # faces of people not in the collection, filed under a wrong name
-    duplicate_rate: float = 0.08  # near-duplicates (resized, re-encoded, cropped, recoloured, captioned)
-    corrupt_rate: float = 0.03  # undecodable files named .jpg
-    non_face_rate: float = 0.04  # decodable pictures without a face
-    intruder_identities: int = 10  # size of the pool that intruder faces are drawn from
-    cross_duplicate_share: float = 0.15  # share of near-duplicates whose original is in another folder
-    image_size: int = 128  # width and height of a drawn image, pixels
-    nuisance: float = 1.0  # strength of per-image pose, lighting, expression and occlusion (0 = none)
-    seed: int = 0
-    heldout_identities: int = 10  # clean identities for verification, written to heldout/
-    heldout_images: int = 10  # images per held-out identity
-    pair_folds: int = 10  # folds in heldout_pairs.txt
-    pairs_per_fold: int = 30  # genuine (and as many impostor) pairs per fold
+    identities: int = setting(30, help="identity folders in the collection")
+    images_per_identity: int = setting(20, help="files per identity folder, noise included")
+    intruder_rate: float = setting(
+        0.12, help="fraction of files showing someone else (a person not in the collection)"
+    )
+    duplicate_rate: float = setting(
+        0.08, help="fraction of near-duplicates (resized, re-encoded, cropped, recoloured, captioned)"
+    )
+    corrupt_rate: float = setting(0.03, help="fraction of undecodable files named .jpg")
+    non_face_rate: float = setting(0.04, help="fraction of decodable pictures with no face")
+    intruder_identities: int = setting(10, help="size of the pool of people intruder faces come from")
+    cross_duplicate_share: float = setting(
+        0.15, help="share of near-duplicates copying a file from another folder"
+    )
+    image_size: int = setting(128, help="image width and height", unit="pixels")
+    nuisance: float = setting(
+        1.0, help="strength of pose, lighting, expression and occlusion changes (0 = none, up to 2)"
+    )
+    seed: int = setting(0, help="random seed; the same seed gives identical files")
+    heldout_identities: int = setting(
+        10, help="clean extra identities for verification, written to heldout/ (0 = none)"
+    )
+    heldout_images: int = setting(10, help="images per held-out identity")
+    pair_folds: int = setting(10, help="folds in heldout_pairs.txt")
+    pairs_per_fold: int = setting(30, help="genuine (and as many impostor) pairs per fold")
 
     def total_images(self) -> int:
         """Number of files under ``images/``."""
