@@ -97,6 +97,15 @@ class Stage(ABC):
         """For a stage that starts from outside data: its input rows per shard. Others return None."""
         return None
 
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Preflight, before any shard runs: raise ConfigError when the input lacks what this stage needs.
+
+        Called once per run, in the driver, after every stage it reads is known to be complete. A stage
+        that needs more than its rows (vectors by name, hash or crop columns, a decisions store) checks
+        here and names the option of the stage that produces it (helpers in :mod:`curate.preflight`).
+        """
+        return None
+
 
 class ShardStage(Stage):
     """A stage whose work is independent per shard (so per identity)."""

@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 console = Console(stderr=True)
 
 PROTOCOL_HELP = (
-    "lfw (PAIRS = pairs.txt), cfp-ff or cfp-fp (PAIRS = the CFP Protocol folder, IMAGES = CFP root)"
+    "lfw (PAIRS = pairs.txt), cfp-ff or cfp-fp (PAIRS = the CFP Protocol folder, IMAGES = CFP root); "
+    "default lfw with --pairs, else workdir (pairs of the workdir's own identities)"
 )
 
 
@@ -53,6 +54,8 @@ def _print_report(report: dict[str, Any]) -> None:
     missing = report.get("missing", {})
     if missing.get("pairs"):
         table.add_row("pairs with missing images", f"{missing['pairs']} (scored as failures)")
+    if report.get("note"):
+        table.add_row("pairs", report["note"])
     table.add_row("accuracy", f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}")
     table.add_row("ROC AUC", f"{report['roc_auc']:.4f}")
     for far, tar in report["tar_at_far"].items():
@@ -164,10 +167,19 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_command(
         ctx: typer.Context,
-        model: Annotated[str, typer.Option(help="'dlib', an exported model folder or a training checkpoint")],
-        pairs: Annotated[Path, typer.Option(exists=True, help="pairs.txt or the CFP Protocol folder")],
-        images: Annotated[Path, typer.Option(exists=True, file_okay=False, help="image root")],
-        protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "lfw",
+        model: Annotated[
+            str | None,
+            typer.Option(
+                help="'dlib', an exported model folder or a checkpoint (default <workdir>/train/model)"
+            ),
+        ] = None,
+        pairs: Annotated[
+            Path | None, typer.Option(exists=True, help="pairs.txt or the CFP Protocol folder")
+        ] = None,
+        images: Annotated[
+            Path | None, typer.Option(exists=True, file_okay=False, help="image root of --pairs")
+        ] = None,
+        protocol: Annotated[str | None, typer.Option(help=PROTOCOL_HELP)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON on stdout")] = False,
         folds: Annotated[str | None, typer.Option(help="only these folds, e.g. 6,7,8,9,10")] = None,
         align: Annotated[bool, typer.Option(help="detect and align faces as the faces stage does")] = True,
@@ -178,7 +190,9 @@ def register(app: typer.Typer) -> None:
         group_by: Annotated[
             str | None, typer.Option(help="manifest column to break accuracy down by")
         ] = None,
-        manifest_stage: Annotated[str, typer.Option(help="manifest stage holding --group-by")] = "rank",
+        manifest_stage: Annotated[
+            str | None, typer.Option(help="manifest stage holding --group-by (default: the one trained on)")
+        ] = None,
         allow_missing: Annotated[
             bool, typer.Option(help="score pairs whose images are missing or unreadable as failures")
         ] = False,
@@ -186,10 +200,13 @@ def register(app: typer.Typer) -> None:
         """Pair verification (k-fold accuracy, ROC AUC, TAR@FAR, ROC plot) and rank-1/5 identification."""
         from curate.evaluate import PROTOCOLS, evaluate
         from curate.evaluate.run import model_fingerprint
+        from curate.evaluate.workdir import WORKDIR_PROTOCOL, default_model
 
+        protocol = protocol or ("lfw" if pairs is not None else WORKDIR_PROTOCOL)
         if protocol not in PROTOCOLS:
             raise ConfigError("protocol", protocol, f"choose one of: {', '.join(PROTOCOLS)}")
         workdir = ctx.obj.workdir
+        model = model or default_model(workdir)
         label = f"{protocol}-{Path(model).name}-{model_fingerprint(model)[:8]}"
         with Progress(
             TextColumn("{task.description}"),

@@ -43,6 +43,7 @@ from curate import manifest, record
 from curate.embedders import BUILTIN
 from curate.errors import ConfigError, CurateError
 from curate.hashing import HASH_BITS, check_hash_names, hamming_bits
+from curate.preflight import require_descriptors, require_thumbnails
 from curate.record import Status
 from curate.search import choose_keepers, cluster_labels
 from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
@@ -241,6 +242,16 @@ class DedupStage(GlobalStage):
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors dedup searches."""
         return [self.config.descriptor_stage]
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, an input without the hash columns, vectors or thumbnails dedup reads."""
+        config: DedupConfig = self.config
+        hashes = config.hashes if input_stage else []
+        require_descriptors(
+            workdir, "dedup", input_stage or "", config.descriptor_stage, hashes, config.embedding
+        )
+        if config.verify:
+            require_thumbnails(workdir, "dedup", config.descriptor_stage)
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """Return every shard with the dedup columns added and duplicates / conflicts marked."""

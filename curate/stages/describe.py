@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,6 +54,7 @@ from curate.hashing import (
     shrink,
     square_from_bytes,
 )
+from curate.preflight import input_columns
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
 
@@ -73,7 +75,7 @@ class DescribeConfig:
     """Which descriptors to compute and how vectors are stored."""
 
     hashes: list[str] = field(default_factory=lambda: ["phash", "dhash"])
-    embedders: list[str] = field(default_factory=lambda: ["handcrafted"])  # "dlib", "handcrafted", model dir
+    embedders: list[str] = field(default_factory=lambda: ["handcrafted", "dlib"])  # what dedup, rank read
     batch_size: int = 64  # images per embedder call
     dtype: str = "float32"  # storage type of the vectors: float16 halves the disk, cosines move < 1e-3
     trim_borders: bool = True  # remove a flat frame before describing (a framed copy then matches)
@@ -103,6 +105,20 @@ class DescribeStage(ShardStage):
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a face-model embedder on an input without the faces stage's crops."""
+        config: DescribeConfig = self.config
+        models = [spec for spec in config.embedders if spec != "handcrafted"]
+        if not models or not input_stage or "crop_path" in input_columns(workdir, input_stage):
+            return
+        raise ConfigError(
+            "embedders",
+            config.embedders,
+            f"describe's '{models[0]}' embedder needs the aligned face crops (crop_path) of faces, "
+            f"which '{input_stage}' does not have; run `curate faces` first, or "
+            "`curate describe --embedders handcrafted`",
+        )
 
     def embedders(self, ctx: StageContext) -> list[Embedder]:
         """The configured embedders, each loaded once per worker process."""

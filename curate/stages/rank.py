@@ -22,12 +22,14 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from curate.errors import ConfigError, CurateError
+from curate.preflight import require_vectors
 from curate.rank.overlap import find_overlaps, identity_centres, partners, purity
 from curate.rank.scorers import normalise
 from curate.rank.selftrain import Identity, Ranking, rank_identities
@@ -176,6 +178,11 @@ class RankStage(GlobalStage):
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors the scorers train on."""
         return [self.config.descriptor_stage]
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a descriptor stage that did not store the ``embedder`` vectors."""
+        config: RankConfig = self.config
+        require_vectors(workdir, "rank", "embedder", config.embedder, config.descriptor_stage, "embedder")
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """See the module docstring."""
