@@ -94,3 +94,23 @@ def test_a_missing_input_is_one_line_naming_the_producing_option(data_dir: Path,
     assert (work / "describe" / "_SUCCESS").is_file()  # the refused overwrite left the finished stage
     line = one_error_line(curate(work, "evaluate"))
     assert "run `curate train` first" in line and "--model dlib" in line
+
+
+def test_review_and_select_refuse_what_they_cannot_apply(tmp_path: Path) -> None:
+    """No decision log for review; a file that is not a candidates list for select."""
+    import pyarrow as pa
+
+    from curate import manifest
+    from curate.errors import ConfigError
+    from curate.stages import stage_class
+
+    review = stage_class("review")(stage_class("review").Config())
+    with pytest.raises(ConfigError, match="`curate review serve`") as error:
+        review.check_input(tmp_path, "dedup")
+    assert error.value.key == "decisions"
+    images = tmp_path / "images.parquet"
+    manifest.write_shard(pa.Table.from_pylist([{"image_id": "a"}]), images)
+    select = stage_class("select")(stage_class("select").Config(candidates=images))
+    with pytest.raises(ConfigError, match="`curate candidates SOURCES") as error:
+        select.check_input(tmp_path, "faces")
+    assert error.value.key == "candidates" and "'images' manifest" in str(error.value)
