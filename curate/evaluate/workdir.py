@@ -51,7 +51,8 @@ def default_model(workdir: Path) -> str:
 
 
 def trained_stage(workdir: Path, model: str) -> str:
-    """The manifest stage ``model`` was trained on: train's recorded one, else the one train would read."""
+    """The manifest stage ``model`` was trained on: train's recorded one, else the one train would read
+    (else the last curation stage that has a manifest)."""
     if Path(model).resolve() == (train_dir(workdir) / "model").resolve():
         try:
             recorded = json.loads((train_dir(workdir) / "config.json").read_text())
@@ -61,7 +62,11 @@ def trained_stage(workdir: Path, model: str) -> str:
             pass
     from curate.review.source import training_stage
 
-    return training_stage(workdir)
+    stage = training_stage(workdir)
+    if manifest.list_shards(workdir, stage):
+        return stage
+    present = [s for s in ("review", "dedup", "rank") if manifest.list_shards(workdir, s)]
+    return present[0] if present else stage
 
 
 def _identities(workdir: Path, stage: str) -> dict[str, list[Path]]:
