@@ -48,11 +48,6 @@ def saved_setting(workdir: Path, stage: str, key: str) -> Any:
         return None
 
 
-def vector_name(spec: str) -> str:
-    """The vector name an embedder spec writes: ``dlib``, ``handcrafted`` or ``model:<folder name>``."""
-    return spec if spec in ("dlib", "handcrafted") else f"model:{Path(spec).name}"
-
-
 def producer_fix(workdir: Path, producer: str, option: str, wanted: str) -> str:
     """How to make ``producer`` store ``wanted`` too: its command with ``option`` listing it."""
     if producer != "describe":
@@ -78,17 +73,6 @@ def require_vectors(
     raise ConfigError(
         key, name, f"{consumer} needs '{name}' vectors from {producer}, which stored only {stored}; {fix}"
     )
-
-
-def require_columns(
-    workdir: Path, consumer: str, key: str, value: object, stage: str, columns: list[str], fix: str
-) -> None:
-    """Raise ConfigError unless the manifest of ``stage`` has every column in ``columns``."""
-    missing = [c for c in columns if c not in input_columns(workdir, stage)]
-    if missing:
-        raise ConfigError(
-            key, value, f"{consumer} needs column(s) {missing}, which '{stage}' does not have; {fix}"
-        )
 
 
 def require_descriptors(

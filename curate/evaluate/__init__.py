@@ -21,7 +21,7 @@ from curate.evaluate.identification import gallery_probe_split, identify
 from curate.evaluate.pairs import CFP_PROTOCOLS, PairSet, read_cfp_split, read_lfw_pairs
 from curate.evaluate.run import EmbeddedImages, ProgressFn, embed_images
 from curate.evaluate.verification import by_group, pair_scores, plot_roc, verify
-from curate.evaluate.workdir import NOTE, WORKDIR_PROTOCOL, manifest_pairs, trained_stage
+from curate.evaluate.workdir import WORKDIR_PROTOCOL, manifest_pairs, pairs_note, trained_stage
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +97,8 @@ def evaluate(
     start = time.perf_counter()
     if workdir is not None and manifest_stage is None:
         manifest_stage = trained_stage(workdir, model)
-    if protocol == WORKDIR_PROTOCOL:
-        if workdir is None or manifest_stage is None:
-            raise CurateError("the workdir protocol needs --workdir with a curated manifest")
-        pair_set, align = manifest_pairs(workdir, manifest_stage), False
-    elif pairs is None or images is None:
-        raise CurateError(f"the {protocol} protocol needs --pairs and --images")
-    else:
-        pair_set = read_pairs(protocol, pairs, images)
+    pair_set, note = _pair_set(protocol, pairs, images, workdir, manifest_stage, model)
+    align = align and protocol != WORKDIR_PROTOCOL  # the workdir's crops are aligned already
     if folds:
         pair_set = pair_set.subset(folds)
     used = np.unique(np.concatenate([pair_set.left, pair_set.right]))
@@ -124,7 +118,7 @@ def evaluate(
         "embedder": embedded.model_name,
         "protocol": protocol,
         "folds": sorted(set(pair_set.fold.tolist())),
-        **({"note": f"{NOTE} ({workdir}/{manifest_stage})"} if protocol == WORKDIR_PROTOCOL else {}),
+        **note,
         **result.to_dict(),
         "identification": _identification(pair_set, used, vectors),
         "images": {"total": len(used), "from_cache": embedded.from_cache, **embedded.counts()},
@@ -144,6 +138,24 @@ def evaluate(
     if out_dir is not None:
         report["files"] = _write(report, result, Path(out_dir), embedded)
     return report
+
+
+def _pair_set(
+    protocol: str,
+    pairs: Path | None,
+    images: Path | None,
+    workdir: Path | None,
+    stage: str | None,
+    model: str,
+) -> tuple[PairSet, dict[str, str]]:
+    """The protocol's pairs and, for the workdir's own pairs, a note on what they measure."""
+    if protocol == WORKDIR_PROTOCOL:
+        if workdir is None or stage is None:
+            raise CurateError("the workdir protocol needs --workdir with a curated manifest")
+        return manifest_pairs(workdir, stage), {"note": pairs_note(workdir, model, stage)}
+    if pairs is None or images is None:
+        raise CurateError(f"the {protocol} protocol needs --pairs and --images")
+    return read_pairs(protocol, pairs, images), {}
 
 
 def _pairs_using(pair_set: PairSet, images: list[int]) -> np.ndarray:

@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 WORKDIR_PROTOCOL = "workdir"
 MAX_PAIRS = 6000  # as many as LFW's 10 folds hold
 FOLDS = 10
-NOTE = "pairs of the workdir's own identities, seen in training: a sanity check, not a benchmark"
 
 
 def train_dir(workdir: Path) -> Path:
@@ -67,6 +66,14 @@ def trained_stage(workdir: Path, model: str) -> str:
         return stage
     present = [s for s in ("review", "dedup", "rank") if manifest.list_shards(workdir, s)]
     return present[0] if present else stage
+
+
+def pairs_note(workdir: Path, model: str, stage: str) -> str:
+    """What the workdir's pairs measure for ``model``: said in the report beside the figures."""
+    where = f"pairs of the workdir's own identities ({Path(workdir) / stage})"
+    if Path(model).resolve().is_relative_to(train_dir(workdir).resolve()):
+        return f"{where}, seen in training: a sanity check that training worked, not a benchmark"
+    return where
 
 
 def _identities(workdir: Path, stage: str) -> dict[str, list[Path]]:
