@@ -76,28 +76,31 @@ def require_vectors(
 
 
 def require_descriptors(
-    workdir: Path, consumer: str, input_stage: str, producer: str, hashes: list[str], embedding: str
+    workdir: Path,
+    consumer: str,
+    input_stage: str | None,
+    producer: str,
+    hashes: list[str],
+    embedding: str,
+    thumbnails: bool,
 ) -> None:
-    """Raise ConfigError unless ``input_stage`` has each hash's code column and ``producer`` the vectors."""
-    columns = input_columns(workdir, input_stage)
-    for kind in hashes:
+    """Raise ConfigError unless ``input_stage`` has each hash's code column and ``producer`` the vectors
+    (``embedding``, and the thumbnails when ``thumbnails``)."""
+    columns = input_columns(workdir, input_stage) if input_stage else set()
+    for kind in hashes if input_stage else []:
         if f"{kind}_code" not in columns:
             present = [k for k in hashes if f"{k}_code" in columns]
             fix = producer_fix(workdir, producer, "hashes", kind)
-            also = f"`curate {consumer} --hashes {','.join(present)}`" if present else ""
+            also = f", or `curate {consumer} --hashes {','.join(present)}`" if present else ""
             raise ConfigError(
                 "hashes",
                 hashes,
                 f"{consumer} needs '{kind}' hashes from {producer} ('{input_stage}' has no '{kind}_code' "
-                f"column); {fix}" + (f", or {also}" if also else ""),
+                f"column); {fix}{also}",
             )
     if embedding:
         require_vectors(workdir, consumer, "embedding", embedding, producer, "embedding")
-
-
-def require_thumbnails(workdir: Path, consumer: str, producer: str) -> None:
-    """Raise ConfigError unless ``producer`` stored the 32x32 thumbnails borderline pairs are verified on."""
-    if "thumbnail" not in stored_vectors(workdir, producer):
+    if thumbnails and "thumbnail" not in stored_vectors(workdir, producer):
         raise ConfigError(
             "verify",
             True,
@@ -105,3 +108,40 @@ def require_thumbnails(workdir: Path, consumer: str, producer: str) -> None:
             f"run {producer} with thumbnails = true (its default) and --overwrite, or set {consumer}'s "
             "verify = false",
         )
+
+
+def vector_name(spec: str) -> str:
+    """The vector name an embedder spec writes: ``dlib``, ``handcrafted`` or ``model:<folder name>``."""
+    return spec if spec in ("dlib", "handcrafted") else f"model:{Path(spec).name}"
+
+
+def require_planned(
+    consumer: str, key: str, wanted: str, producer: str, produced: list[str], option: str, instead: str
+) -> None:
+    """In a pipeline, before anything runs: raise ConfigError when ``producer`` (a stage listed before
+    ``consumer``) is set to produce only ``produced``, not the ``wanted`` that ``consumer.key`` reads."""
+    if wanted in produced:
+        return
+    raise ConfigError(
+        f"{consumer}.{key}",
+        wanted,
+        f"{consumer} reads '{wanted}' from {producer}, which this pipeline sets to produce only {produced}; "
+        f"add it to {producer}.{option}, or set {instead}",
+    )
+
+
+def planned_descriptors(
+    consumer: str, producer: Any, hashes: list[str], embedding: str, thumbnails: bool
+) -> None:
+    """:func:`require_descriptors` for a pipeline, against the config of ``producer`` (a Stage listed
+    before ``consumer``) rather than its output."""
+    made = producer.vectors_written()
+    for kind in hashes:
+        planned = list(getattr(producer.config, "hashes", [kind]))
+        require_planned(consumer, "hashes", kind, producer.name, planned, "hashes", f"{consumer}.hashes")
+    if embedding:
+        instead = f"{consumer}.embedding"
+        require_planned(consumer, "embedding", embedding, producer.name, made, "embedders", instead)
+    if thumbnails:
+        instead = f"{consumer}.verify = false"
+        require_planned(consumer, "verify", "thumbnail", producer.name, made, "thumbnails", instead)

@@ -106,6 +106,15 @@ class Stage(ABC):
         """
         return None
 
+    def vectors_written(self) -> list[str]:
+        """Names of the vectors this stage's config makes it store (for later stages' plan checks)."""
+        return []
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """A pipeline's preflight, before anything runs: raise ConfigError when a stage listed before this
+        one (``earlier``, by name) is configured not to produce what this one reads from it."""
+        return None
+
 
 class ShardStage(Stage):
     """A stage whose work is independent per shard (so per identity)."""

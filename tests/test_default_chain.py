@@ -114,3 +114,26 @@ def test_review_and_select_refuse_what_they_cannot_apply(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="`curate candidates SOURCES") as error:
         select.check_input(tmp_path, "faces")
     assert error.value.key == "candidates" and "'images' manifest" in str(error.value)
+
+
+def test_a_pipeline_that_cannot_feed_a_stage_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from curate.errors import ConfigError
+    from curate.executor import ExecutorOptions
+    from curate.pipeline import parse_pipeline, run_specs
+
+    stages = ["collect", "faces", "describe", "rank", "dedup"]
+    cases = [
+        ({"describe": {"embedders": ["handcrafted"]}}, "rank.embedder", "rank.embedder to one of"),
+        (
+            {"describe": {"hashes": ["dhash"]}, "rank": {"embedder": "handcrafted"}},
+            "dedup.hashes",
+            "dedup.hashes",
+        ),
+        ({"describe": {"thumbnails": False}}, "dedup.verify", "dedup.verify = false"),
+    ]
+    for settings, key, instead in cases:
+        spec = parse_pipeline({"stages": stages, "collect": {"source": str(tmp_path)}, **settings})
+        with pytest.raises(ConfigError) as error:
+            run_specs(spec.stages, tmp_path / "work", ExecutorOptions(workers=0))
+        assert error.value.key == key and f"or set {instead}" in str(error.value)
+        assert not (tmp_path / "work").exists()  # nothing ran, nothing was written

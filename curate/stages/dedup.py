@@ -43,12 +43,12 @@ from curate import manifest, record
 from curate.embedders import BUILTIN
 from curate.errors import ConfigError, CurateError
 from curate.hashing import HASH_BITS, check_hash_names, hamming_bits
-from curate.preflight import require_descriptors, require_thumbnails
+from curate.preflight import planned_descriptors, require_descriptors
 from curate.record import Status
 from curate.search import choose_keepers, cluster_labels
 from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
 from curate.search.pairs import Candidates, Thresholds, classify, describe_scores, find_candidates, verify
-from curate.stage import GlobalStage, StageContext
+from curate.stage import GlobalStage, Stage, StageContext
 from curate.stages.describe import THUMBNAILS
 
 logger = logging.getLogger(__name__)
@@ -245,13 +245,16 @@ class DedupStage(GlobalStage):
 
     def check_input(self, workdir: Path, input_stage: str | None) -> None:
         """Refuse, before any work, an input without the hash columns, vectors or thumbnails dedup reads."""
-        config: DedupConfig = self.config
-        hashes = config.hashes if input_stage else []
+        c: DedupConfig = self.config
         require_descriptors(
-            workdir, "dedup", input_stage or "", config.descriptor_stage, hashes, config.embedding
+            workdir, "dedup", input_stage, c.descriptor_stage, c.hashes, c.embedding, c.verify
         )
-        if config.verify:
-            require_thumbnails(workdir, "dedup", config.descriptor_stage)
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """In a pipeline: the descriptor stage listed before dedup must be set to make what dedup reads."""
+        c: DedupConfig = self.config
+        if c.descriptor_stage in earlier:
+            planned_descriptors("dedup", earlier[c.descriptor_stage], c.hashes, c.embedding, c.verify)
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """Return every shard with the dedup columns added and duplicates / conflicts marked."""

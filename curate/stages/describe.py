@@ -54,7 +54,7 @@ from curate.hashing import (
     shrink,
     square_from_bytes,
 )
-from curate.preflight import input_columns
+from curate.preflight import input_columns, vector_name
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
 
@@ -105,6 +105,11 @@ class DescribeStage(ShardStage):
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"
+
+    def vectors_written(self) -> list[str]:
+        """One vector set per embedder, plus the thumbnails when they are on."""
+        config: DescribeConfig = self.config
+        return [vector_name(spec) for spec in config.embedders] + ([THUMBNAILS] if config.thumbnails else [])
 
     def check_input(self, workdir: Path, input_stage: str | None) -> None:
         """Refuse, before any work, a face-model embedder on an input without the faces stage's crops."""

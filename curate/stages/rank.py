@@ -29,12 +29,12 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import ConfigError, CurateError
-from curate.preflight import require_vectors
+from curate.preflight import require_planned, require_vectors
 from curate.rank.overlap import find_overlaps, identity_centres, partners, purity
 from curate.rank.scorers import normalise
 from curate.rank.selftrain import Identity, Ranking, rank_identities
 from curate.record import Status, add_columns, ok_mask, set_status
-from curate.stage import GlobalStage, StageContext
+from curate.stage import GlobalStage, Stage, StageContext
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,17 @@ class RankStage(GlobalStage):
         """Refuse, before any work, a descriptor stage that did not store the ``embedder`` vectors."""
         config: RankConfig = self.config
         require_vectors(workdir, "rank", "embedder", config.embedder, config.descriptor_stage, "embedder")
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """In a pipeline: the descriptor stage listed before rank must be set to store ``embedder``."""
+        config: RankConfig = self.config
+        producer = earlier.get(config.descriptor_stage)
+        if producer is not None:
+            produced = producer.vectors_written()
+            instead = f"rank.embedder to one of {[v for v in produced if v != 'thumbnail']}"
+            require_planned(
+                "rank", "embedder", config.embedder, producer.name, produced, "embedders", instead
+            )
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """See the module docstring."""
