@@ -41,6 +41,8 @@ from curate.stage import local_context
 from curate.stages.describe import DescribeConfig, DescribeStage
 from curate.stages.ingest import IngestConfig, IngestStage
 
+NEAR_DUP = ["handcrafted"]  # the embedder the squares serve (describe's default adds dlib, on face crops)
+
 
 def _decode(path: Path) -> int:
     with Image.open(path) as image:
@@ -61,7 +63,7 @@ def _both_stages(job: tuple[int, pa.Table, str, int, bool]) -> int:
     collected = IngestStage(IngestConfig(source=Path("."), squares=squares)).run_shard(
         table, local_context(Path(workdir), "collect", shard, n_shards)
     )
-    described = DescribeStage(DescribeConfig()).run_shard(
+    described = DescribeStage(DescribeConfig(embedders=NEAR_DUP)).run_shard(
         collected, local_context(Path(workdir), "describe", shard, n_shards)
     )
     return described.num_rows
@@ -86,7 +88,7 @@ def executor_run(source: Path, workers: int, shards: int, squares: bool) -> Cloc
     """collect and describe (default settings) through the executor, into a scratch workdir."""
     workdir = Path(tempfile.mkdtemp(prefix="curate-bench-decode-"))
     collect = build_stage(StageSpec("collect", {"source": str(source), "squares": squares}))
-    describe = build_stage(StageSpec("describe", {}))
+    describe = build_stage(StageSpec("describe", {"embedders": NEAR_DUP}))
     try:
         with Executor(ExecutorOptions(workers=workers)) as executor, Clock() as clock:
             executor.run_stage(collect, workdir, shards, None)

@@ -55,7 +55,7 @@ def specs(images: Path) -> list[StageSpec]:
     """collect -> describe (hashes + handcrafted vectors of the whole photo) -> dedup."""
     return [
         StageSpec("collect", {"source": str(images)}),
-        StageSpec("describe", {}, input_stage="collect"),
+        StageSpec("describe", {"embedders": ["handcrafted"]}, input_stage="collect"),
         StageSpec("dedup", {}, input_stage="describe"),
     ]
 

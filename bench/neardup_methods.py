@@ -99,7 +99,7 @@ def dedup_labels(described: dict[int, pa.Table], workdir: Path, settings: dict) 
 def run_curate(items: list[Item], workdir: Path, workers: int, shards: int, dedup: dict) -> dict:
     """collect + describe + dedup at default settings (``dedup`` overrides)."""
     start, cpu_start = time.perf_counter(), _cpu()
-    described = describe_all(planned(items, shards), workdir, workers, {})
+    described = describe_all(planned(items, shards), workdir, workers, {"embedders": ["handcrafted"]})
     middle, cpu_middle = time.perf_counter(), _cpu()
     labels = dedup_labels(described, workdir, dedup)
     seconds = {"collect+describe": middle - start, "dedup": time.perf_counter() - middle}

@@ -115,7 +115,7 @@ def base_table(
 
 def curate(workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path) -> pa.Table:
     """describe -> rank -> dedup with stage defaults (dlib vectors from the cache); the dedup manifest."""
-    describe = DescribeStage(build_config(DescribeStage.Config, {}))
+    describe = DescribeStage(build_config(DescribeStage.Config, {"embedders": ["handcrafted"]}))
     described = describe.run_shard(table, local_context(workdir, "describe", shard=0))
     write_vectors(
         embed_images(paths, "dlib", cache_dir).vectors, vectors_path(workdir, "describe", "dlib", 0)

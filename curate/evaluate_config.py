@@ -16,29 +16,52 @@ class Protocol(StrEnum):
     LFW = "lfw"  # PAIRS = pairs.txt, IMAGES = the LFW root
     CFP_FF = "cfp-ff"  # PAIRS = the CFP Protocol folder, IMAGES = the CFP root: frontal-frontal
     CFP_FP = "cfp-fp"  # frontal-profile
+    WORKDIR = (
+        "workdir"  # pairs of the workdir's own identities (no PAIRS): shows training worked, no benchmark
+    )
 
 
 @dataclass
 class EvaluateConfig:
     """What to evaluate, on which pairs, and how images are aligned."""
 
-    model: str = setting(help="'dlib', 'handcrafted', an exported model folder or a training checkpoint")
-    pairs: Path = setting(help="pairs.txt (lfw) or the CFP Protocol folder (cfp-ff, cfp-fp)")
-    images: Path = setting(help="the image root the pairs name files under")
-    protocol: Protocol = setting(Protocol.LFW, help="lfw, cfp-ff or cfp-fp")
+    model: str | None = setting(
+        None,
+        help="'dlib', 'handcrafted', an exported model folder or a training checkpoint "
+        "(none = <workdir>/train/model)",
+    )
+    pairs: Path | None = setting(
+        None, help="pairs.txt (lfw) or the CFP Protocol folder (cfp-ff, cfp-fp); none = the workdir's pairs"
+    )
+    images: Path | None = setting(None, help="the image root the pairs name files under (with --pairs)")
+    protocol: Protocol | None = setting(
+        None, help="lfw, cfp-ff, cfp-fp or workdir (none = lfw with --pairs, else workdir)"
+    )
     folds: list[int] = setting([], help="only these folds, e.g. 6,7,8,9,10 (none = all)", min=1)
     align: bool = setting(True, help="detect and align faces as the faces stage does")
     cache: Path | None = setting(None, help="embedding cache (none = <workdir>/cache)")
     out: Path | None = setting(None, help="report folder (none = <workdir>/evaluate/<protocol>-<model>-<id>)")
     group_by: str | None = setting(None, help="manifest column to break accuracy down by")
-    manifest_stage: str = setting("rank", help="manifest stage holding --group-by")
+    manifest_stage: str | None = setting(
+        None, help="manifest stage holding --group-by (none = the stage the model was trained on)"
+    )
     allow_missing: bool = setting(
         False, help="score pairs whose images are missing or unreadable as failures"
     )
 
     def validate(self) -> None:
-        """Raise ConfigError for a pairs file or image root that is not there."""
-        if not Path(self.pairs).exists():
+        """Raise ConfigError for a pairs file or image root that is not there, or a protocol without them."""
+        if self.pairs is not None and not Path(self.pairs).exists():
             raise ConfigError("pairs", str(self.pairs), "give pairs.txt or the CFP Protocol folder")
-        if not Path(self.images).is_dir():
-            raise ConfigError("images", str(self.images), "give the folder the pairs' images are under")
+        if self.pairs is not None and (self.images is None or not Path(self.images).is_dir()):
+            raise ConfigError("images", self.images, "give the folder the pairs' images are under")
+        if self.protocol not in (None, Protocol.WORKDIR) and self.pairs is None:
+            raise ConfigError(
+                "pairs", None, f"protocol {self.protocol.value} reads a pairs file: give --pairs and --images"
+            )
+
+    def resolved_protocol(self) -> Protocol:
+        """The protocol to run: as given, else lfw with a pairs file, else the workdir's own pairs."""
+        if self.protocol is not None:
+            return self.protocol
+        return Protocol.LFW if self.pairs is not None else Protocol.WORKDIR

@@ -177,6 +177,10 @@ def run_specs(
     The workdir is checked before anything starts and locked for the run (:mod:`curate.run_guard`).
     """
     stages = [(spec, build_stage(spec)) for spec in specs]
+    earlier: dict[str, Stage] = {}
+    for _, stage in stages:  # what a stage reads from one listed before it, checked before anything runs
+        stage.check_plan(earlier)
+        earlier[stage.name] = stage
     access = check_workdir(workdir)
     if not access.writable:  # a finished pipeline can still be confirmed from a read-only place
         stored = resolve_shards(workdir, shards) if (Path(workdir) / WORKDIR_FILE).exists() else None

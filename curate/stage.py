@@ -132,6 +132,24 @@ class Stage(ABC):
         """For a stage that starts from outside data: its input rows per shard. Others return None."""
         return None
 
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Preflight, before any shard runs: raise ConfigError when the input lacks what this stage needs.
+
+        Called once per run, in the driver, after every stage it reads is known to be complete. A stage
+        that needs more than its rows (vectors by name, hash or crop columns, a decisions store) checks
+        here and names the option of the stage that produces it (helpers in :mod:`curate.preflight`).
+        """
+        return None
+
+    def vectors_written(self) -> list[str]:
+        """Names of the vectors this stage's config makes it store (for later stages' plan checks)."""
+        return []
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """A pipeline's preflight, before anything runs: raise ConfigError when a stage listed before this
+        one (``earlier``, by name) is configured not to produce what this one reads from it."""
+        return None
+
 
 class ShardStage(Stage):
     """A stage whose work is independent per shard (so per identity)."""

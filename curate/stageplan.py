@@ -2,7 +2,8 @@
 
 :func:`default_input` chains stages the same way by hand as in a pipeline: a stage reads the last stage of
 :data:`~curate.lineage.CANONICAL_ORDER` before it that was run in the workdir. :func:`plan_stage` saves the
-config, refuses inputs that are unfinished, damaged or stale, and picks the shards to run: those without a
+config, refuses inputs that are unfinished, damaged or stale or that lack what the stage needs (its
+:meth:`~curate.stage.Stage.check_input` preflight), and picks the shards to run: those without a
 verified marker, and those made from inputs that changed since (make-like). :class:`StagePlan` then writes
 each shard's marker as its task reports back, moves a global stage's shards into place only once all are
 written, and writes ``_SUCCESS`` when every shard is verified and fresh.
@@ -188,16 +189,17 @@ def plan_stage(
     """Save the config, check the inputs, and choose the shards to run (missing, damaged or stale)."""
     if input_stage == stage.name:
         raise CurateError(f"stage '{stage.name}' cannot read its own output; name an earlier stage as input")
+    checks = Checks(workdir, n_shards)
+    sources = _sources(workdir, stage, input_stage)
+    for source in sources:  # before anything is written: a refused run leaves the workdir as it was
+        if not source.startswith(lineage.FILE_PREFIX):
+            _require_ready(checks, stage.name, source)
+    stage.check_input(workdir, input_stage)  # the preflight: vectors, columns, files the stage needs
     out_dir = manifest.stage_dir(workdir, stage.name)
     if overwrite and out_dir.exists():
         for sub in ("_done", "_input"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
     config = save_config(workdir, stage, input_stage, n_shards, key)
-    checks = Checks(workdir, n_shards)
-    sources = _sources(workdir, stage, input_stage)
-    for source in sources:
-        if not source.startswith(lineage.FILE_PREFIX):
-            _require_ready(checks, stage.name, source)
     scope = "all" if isinstance(stage, GlobalStage) else "shard"
     inputs = {
         s: {src: checks.digest(src, None if scope == "all" else s) or "" for src in sources}

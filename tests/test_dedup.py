@@ -295,7 +295,8 @@ def test_describe_and_dedup_on_real_photos(tmp_path: Path, data_dir: Path) -> No
     rows.append({"image_id": "gone", "identity_id": "011", "path": str(tmp_path / "missing.jpg")})
     rows.append({"image_id": "skip", "identity_id": "011", "status": "no_face", "reason": "x"})
     work = tmp_path / "work"
-    describe = DescribeStage(build_config(DescribeStage.Config, {"dtype": "float16"}))
+    settings = {"dtype": "float16", "embedders": ["handcrafted"]}
+    describe = DescribeStage(build_config(DescribeStage.Config, settings))
     described = describe.run_shard(table(rows), local_context(work, "describe", 0, 1))
     out = {row["image_id"]: row for row in described.to_pylist()}
     assert out["gone"]["status"] == "failed_decode" and out["gone"]["described"] is False
@@ -322,7 +323,8 @@ def test_cli_runs_describe_then_dedup(tmp_path: Path, data_dir: Path) -> None:
     runner = CliRunner()
     common = ["-w", str(tmp_path / "work"), "--workers", "1", "--shards", "2"]
     assert runner.invoke(cli.app, [*common, "collect", str(tmp_path / "images")]).exit_code == 0
-    result = runner.invoke(cli.app, [*common, "describe", "--input", "collect", "--hashes", "phash"])
+    describe = ["describe", "--input", "collect", "--hashes", "phash", "--embedders", "handcrafted"]
+    result = runner.invoke(cli.app, [*common, *describe])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli.app, [*common, "dedup", "--min-cosine", "0.9"])
     assert result.exit_code == 0, result.output

@@ -44,7 +44,8 @@ def collect(source: Path, workdir: Path, squares: bool) -> pa.Table:
 
 def describe(table: pa.Table, workdir: Path, **settings: object) -> tuple[pa.Table, dict[str, np.ndarray]]:
     ctx = local_context(workdir, "describe")
-    out = DescribeStage(DescribeConfig(**settings)).run_shard(table, ctx)
+    config = DescribeConfig(**{"embedders": ["handcrafted"], **settings})  # squares serve this one only
+    out = DescribeStage(config).run_shard(table, ctx)
     vectors = {name: ctx.read_vectors("describe", name) for name in ("handcrafted", THUMBNAILS)}
     return out, vectors
 

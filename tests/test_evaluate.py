@@ -145,3 +145,44 @@ def test_identification_counts_identities_not_images() -> None:
     result = identify(vectors, identities, np.array([0, 1, 2, 3]), np.array([4]), ks=(1, 2))
     assert result.rank == {"rank1": 0.0, "rank2": 1.0}
     assert gallery_probe_split(identities, per_identity=2)[1].tolist() == [2]
+
+
+def _sealed(workdir: Path, stage: str, rows: list[dict]) -> Path:
+    """A finished one-shard manifest of ``rows``."""
+    import pyarrow as pa
+    from stage_helpers import seal_stage
+
+    from curate import manifest
+
+    manifest.write_shard(pa.Table.from_pylist(rows), manifest.shard_path(workdir, stage, 0))
+    seal_stage(workdir, stage, 1)
+    return workdir
+
+
+def test_workdir_pairs_are_balanced_in_identity_disjoint_folds(tmp_path: Path) -> None:
+    """``evaluate`` with no pair list: pairs of the manifest's own ok rows, their crops as training read."""
+    from curate.evaluate.workdir import manifest_pairs
+
+    people = {f"id{k}": 2 + k % 4 for k in range(12)}  # 2 to 5 ok photos each
+    rows = [
+        {"identity_id": who, "path": f"/p/{who}{i}", "crop_path": f"/crops/{who}{i}.png", "status": "ok"}
+        for who, count in people.items()
+        for i in range(count)
+    ]
+    rows.append({"identity_id": "id0", "path": "/photos/id0/x.jpg", "crop_path": None, "status": "duplicate"})
+    pairs = manifest_pairs(_sealed(tmp_path / "w", "dedup", rows), "dedup", max_pairs=120)
+    assert all(str(p).startswith("/crops/") for p in pairs.images)  # what training read
+    assert len(pairs.images) == sum(people.values())  # every ok crop is used; the duplicate is not
+    who = np.array(pairs.identities)
+    assert np.array_equal(who[pairs.left] == who[pairs.right], pairs.same)
+    assert sorted(set(pairs.fold.tolist())) == [1, 2, 3, 4, 5, 6]  # 12 people: two per fold
+    for fold in set(pairs.fold.tolist()):
+        here = pairs.fold == fold
+        assert pairs.same[here].sum() == (~pairs.same[here]).sum() > 0
+        members = set(who[pairs.left[here]]) | set(who[pairs.right[here]])
+        elsewhere = set(who[pairs.left[~here]]) | set(who[pairs.right[~here]])
+        assert len(members) == 2 and not members & elsewhere
+    assert pairs.same.sum() == sum(min(5, n * (n - 1) // 2) for n in people.values())  # 120 // 2 // 12 each
+    solo = [{"identity_id": "solo", "path": f"/p/{i}.jpg", "status": "ok"} for i in range(4)]
+    with pytest.raises(CurateError, match="give --pairs and --images of a benchmark"):
+        manifest_pairs(_sealed(tmp_path / "solo", "rank", solo), "rank")

@@ -29,6 +29,8 @@ def _print_report(report: dict[str, Any]) -> None:
     missing = report.get("missing", {})
     if missing.get("pairs"):
         table.add_row("pairs with missing images", f"{missing['pairs']} (scored as failures)")
+    if report.get("note"):
+        table.add_row("pairs", report["note"])
     table.add_row("accuracy", f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}")
     table.add_row("ROC AUC", f"{report['roc_auc']:.4f}")
     for far, tar in report["tar_at_far"].items():
@@ -55,9 +57,10 @@ def evaluate_command(
     config = build_config(EvaluateConfig, settings)
     from curate.evaluate import evaluate
     from curate.evaluate.run import model_fingerprint
+    from curate.evaluate.workdir import default_model
 
     workdir = ctx.obj.workdir
-    model, protocol = config.model, config.protocol.value
+    model, protocol = config.model or default_model(workdir), config.resolved_protocol().value
     label = f"{protocol}-{Path(model).name}-{model_fingerprint(model)[:8]}"
     with Bars(eta=True) as bars:
         report = evaluate(

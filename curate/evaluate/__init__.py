@@ -21,11 +21,12 @@ from curate.evaluate.identification import gallery_probe_split, identify
 from curate.evaluate.pairs import CFP_PROTOCOLS, PairSet, read_cfp_split, read_lfw_pairs
 from curate.evaluate.run import EmbeddedImages, ProgressFn, embed_images
 from curate.evaluate.verification import by_group, pair_scores, plot_roc, verify
+from curate.evaluate.workdir import WORKDIR_PROTOCOL, manifest_pairs, pairs_note, trained_stage
 from curate.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("lfw", *CFP_PROTOCOLS)
+PROTOCOLS = ("lfw", *CFP_PROTOCOLS, WORKDIR_PROTOCOL)
 
 
 def read_pairs(protocol: str, pairs: Path, images: Path) -> PairSet:
@@ -71,8 +72,8 @@ def image_groups(
 
 def evaluate(
     model: str,
-    pairs: Path,
-    images: Path,
+    pairs: Path | None,
+    images: Path | None,
     protocol: str = "lfw",
     cache_dir: Path = Path("runs/default/cache"),
     out_dir: Path | None = None,
@@ -80,19 +81,25 @@ def evaluate(
     align: bool = True,
     folds: list[int] | None = None,
     group_by: str | None = None,
-    manifest_stage: str = "rank",
+    manifest_stage: str | None = None,
     progress: ProgressFn | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
     """Run verification and identification for ``model`` and return the report (also written to ``out_dir``).
 
     ``workdir`` supplies the faces stage's alignment settings and, with ``group_by``, the manifest whose
-    attribute splits the pairs. ``folds`` restricts the protocol to some folds (1-based). Pairs that name a
-    missing or unreadable image raise :class:`CurateError` unless ``allow_missing``; then such a pair is
-    scored as "not same" (a failure of a genuine pair) and ``report["missing"]`` counts them.
+    attribute splits the pairs (``manifest_stage``, default the one ``model`` was trained on). The
+    ``workdir`` protocol ignores ``pairs`` and ``images``: it draws pairs from that manifest's own
+    identities (:mod:`curate.evaluate.workdir`), its crops used as they are. ``folds`` restricts the
+    protocol to some folds (1-based). Pairs that name a missing or unreadable image raise
+    :class:`CurateError` unless ``allow_missing``; then such a pair is scored as "not same" (a failure of a
+    genuine pair) and ``report["missing"]`` counts them.
     """
     start = time.perf_counter()
-    pair_set = read_pairs(protocol, pairs, images)
+    if workdir is not None and manifest_stage is None:
+        manifest_stage = trained_stage(workdir, model)
+    pair_set, note = _pair_set(protocol, pairs, images, workdir, manifest_stage, model)
+    align = align and protocol != WORKDIR_PROTOCOL  # the workdir's crops are aligned already
     if folds:
         pair_set = pair_set.subset(folds)
     used = np.unique(np.concatenate([pair_set.left, pair_set.right]))
@@ -112,6 +119,7 @@ def evaluate(
         "embedder": embedded.model_name,
         "protocol": protocol,
         "folds": sorted(set(pair_set.fold.tolist())),
+        **note,
         **result.to_dict(),
         "identification": _identification(pair_set, used, vectors),
         "images": {"total": len(used), "from_cache": embedded.from_cache, **embedded.counts()},
@@ -120,7 +128,8 @@ def evaluate(
     if group_by:
         if workdir is None:
             raise CurateError("--group-by needs --workdir with a manifest that has the attribute")
-        groups = image_groups(pair_set.images, pair_set.identities, workdir, manifest_stage, group_by)
+        stage = manifest_stage or trained_stage(workdir, model)
+        groups = image_groups(pair_set.images, pair_set.identities, workdir, stage, group_by)
         pair_groups = [
             groups[a] if groups[a] == groups[b] else "mixed"
             for a, b in zip(pair_set.left, pair_set.right, strict=True)
@@ -130,6 +139,24 @@ def evaluate(
     if out_dir is not None:
         report["files"] = _write(report, result, Path(out_dir), embedded)
     return report
+
+
+def _pair_set(
+    protocol: str,
+    pairs: Path | None,
+    images: Path | None,
+    workdir: Path | None,
+    stage: str | None,
+    model: str,
+) -> tuple[PairSet, dict[str, str]]:
+    """The protocol's pairs and, for the workdir's own pairs, a note on what they measure."""
+    if protocol == WORKDIR_PROTOCOL:
+        if workdir is None or stage is None:
+            raise CurateError("the workdir protocol needs --workdir with a curated manifest")
+        return manifest_pairs(workdir, stage), {"note": pairs_note(workdir, model, stage)}
+    if pairs is None or images is None:
+        raise CurateError(f"the {protocol} protocol needs --pairs and --images")
+    return read_pairs(protocol, pairs, images), {}
 
 
 def _pairs_using(pair_set: PairSet, images: list[int]) -> np.ndarray:

@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from curate import manifest
 from curate.embedders import BUILTIN
+from curate.preflight import planned_descriptors, require_descriptors
 from curate.record import Status
 from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
 from curate.search.pairs import Candidates, classify, find_candidates, verify
@@ -51,7 +52,7 @@ from curate.search.verdicts import (
     unconfirmed_reviews,
     write_back,
 )
-from curate.stage import GlobalStage, StageContext
+from curate.stage import GlobalStage, Stage, StageContext
 from curate.stages.dedup_config import DedupConfig
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,19 @@ class DedupStage(GlobalStage):
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors dedup searches."""
         return [self.config.descriptor_stage]
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, an input without the hash columns, vectors or thumbnails dedup reads."""
+        c: DedupConfig = self.config
+        require_descriptors(
+            workdir, "dedup", input_stage, c.descriptor_stage, c.hashes, c.embedding, c.verify
+        )
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """In a pipeline: the descriptor stage listed before dedup must be set to make what dedup reads."""
+        c: DedupConfig = self.config
+        if c.descriptor_stage in earlier:
+            planned_descriptors("dedup", earlier[c.descriptor_stage], c.hashes, c.embedding, c.verify)
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """Return every shard with the dedup columns added and duplicates / conflicts marked."""

@@ -30,6 +30,7 @@ model needs the whole image). Otherwise the file is decoded as usual.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +40,7 @@ from PIL import Image
 from curate import record
 from curate.decode import load_rgb
 from curate.embedders import Embedder, get_embedder
+from curate.errors import ConfigError
 from curate.hashing import (
     HASH_KINDS,
     SQUARE_COLUMN,
@@ -50,6 +52,7 @@ from curate.hashing import (
     shrink,
     square_from_bytes,
 )
+from curate.preflight import input_columns, vector_name
 from curate.record import Status
 from curate.stage import ShardStage, StageContext
 from curate.stages.describe_config import DescribeConfig
@@ -71,6 +74,25 @@ class DescribeStage(ShardStage):
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"
+
+    def vectors_written(self) -> list[str]:
+        """One vector set per embedder, plus the thumbnails when they are on."""
+        config: DescribeConfig = self.config
+        return [vector_name(spec) for spec in config.embedders] + ([THUMBNAILS] if config.thumbnails else [])
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a face-model embedder on an input without the faces stage's crops."""
+        config: DescribeConfig = self.config
+        models = [spec for spec in config.embedders if spec != "handcrafted"]
+        if not models or not input_stage or "crop_path" in input_columns(workdir, input_stage):
+            return
+        raise ConfigError(
+            "embedders",
+            config.embedders,
+            f"describe's '{models[0]}' embedder needs the aligned face crops (crop_path) of faces, "
+            f"which '{input_stage}' does not have; run `curate faces` first, or "
+            "`curate describe --embedders handcrafted`",
+        )
 
     def embedders(self, ctx: StageContext) -> list[Embedder]:
         """The configured embedders, each loaded once per worker process."""

@@ -25,7 +25,8 @@ class DescribeConfig:
         ["phash", "dhash"], help="perceptual hashes: phash, dhash, ahash, whash ('' = none)"
     )
     embedders: list[str] = setting(
-        ["handcrafted"], help="embedders: dlib, handcrafted, or an exported model folder"
+        ["handcrafted", "dlib"],
+        help="embedders: dlib, handcrafted, or an exported model folder (dedup reads handcrafted, rank dlib)",
     )
     batch_size: int = setting(64, help="images per embedder call", unit="images", min=1, max=4096)
     dtype: VectorDtype = setting(VectorDtype.FLOAT32, help="storage type of the vectors")

@@ -21,18 +21,20 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
+from curate.preflight import require_planned, require_vectors
 from curate.rank.overlap import find_overlaps, identity_centres, partners, purity
 from curate.rank.scorers import normalise
 from curate.rank.selftrain import Identity, Ranking, rank_identities
 from curate.rank.settings import ScorerName as ScorerName  # re-exported
 from curate.record import Status, add_columns, ok_mask, set_status
-from curate.stage import GlobalStage, StageContext
+from curate.stage import GlobalStage, Stage, StageContext
 from curate.stages.rank_config import RankConfig
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,22 @@ class RankStage(GlobalStage):
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors the scorers train on."""
         return [self.config.descriptor_stage]
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a descriptor stage that did not store the ``embedder`` vectors."""
+        config: RankConfig = self.config
+        require_vectors(workdir, "rank", "embedder", config.embedder, config.descriptor_stage, "embedder")
+
+    def check_plan(self, earlier: dict[str, Stage]) -> None:
+        """In a pipeline: the descriptor stage listed before rank must be set to store ``embedder``."""
+        config: RankConfig = self.config
+        producer = earlier.get(config.descriptor_stage)
+        if producer is not None:
+            produced = producer.vectors_written()
+            instead = f"rank.embedder to one of {[v for v in produced if v != 'thumbnail']}"
+            require_planned(
+                "rank", "embedder", config.embedder, producer.name, produced, "embedders", instead
+            )
 
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """See the module docstring."""

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curate import manifest
-from curate.errors import CurateError
+from curate.errors import ConfigError
 from curate.record import Status, add_columns, set_status
 from curate.review.decisions import RULE, resolve
 from curate.review.source import store_path
@@ -148,12 +148,21 @@ class ReviewStage(GlobalStage):
     Config: ClassVar[type] = ReviewConfig
     default_input: ClassVar[str | None] = "dedup"
 
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a run without a decision log to apply."""
+        path = Path(self.config.decisions) if self.config.decisions else store_path(workdir)
+        if not path.exists():
+            raise ConfigError(
+                "decisions",
+                str(path),
+                "review applies people's decisions and there are none yet; make them with "
+                "`curate review serve` (or `curate review import`), then run `curate review apply`",
+            )
+
     def run_all(self, tables: dict[int, pa.Table], ctx: StageContext) -> dict[int, pa.Table]:
         """Return every shard with the review columns and statuses; write the audit tables."""
         config: ReviewConfig = self.config
         path = Path(config.decisions) if config.decisions else store_path(ctx.workdir)
-        if not path.exists():
-            raise CurateError(f"no review decisions at {path}; review with 'curate review serve' or import")
         store = DecisionStore(path)
         try:
             events = store.events()

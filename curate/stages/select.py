@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from curate import manifest
+from curate.candidates import KIND as CANDIDATES_KIND
 from curate.candidates import candidates_path, read_candidates
+from curate.errors import ConfigError
 from curate.names import match_key
 from curate.record import Status, add_columns, ok_mask, set_status
 from curate.stage import ShardStage, StageContext
@@ -75,6 +79,21 @@ class SelectStage(ShardStage):
         """The candidates list applied (its checksum joins the lineage: a rebuilt list makes this stale)."""
         path = Path(self.config.candidates or candidates_path(workdir))
         return [path] if path.is_file() else []
+
+    def check_input(self, workdir: Path, input_stage: str | None) -> None:
+        """Refuse, before any work, a candidates file that is not a candidates list."""
+        path = Path(self.config.candidates or candidates_path(workdir))
+        if not path.is_file():
+            return  # no list: only min_images applies
+        metadata = pq.read_schema(path).metadata or {}
+        kind = metadata.get(manifest.META_KIND, b"").decode()
+        if kind != CANDIDATES_KIND:
+            raise ConfigError(
+                "candidates",
+                str(path),
+                f"select needs a candidates list and this is a '{kind}' manifest; "
+                "build one with `curate candidates SOURCES...`",
+            )
 
     def _index(self, ctx: StageContext) -> CandidateIndex | None:
         path = Path(self.config.candidates or candidates_path(ctx.workdir))
