@@ -153,6 +153,17 @@ def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
     return pd.read_parquet(synth_dir / "truth.parquet")
 
 
+def _model_figures(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The held-out verification figures of both models and their paired comparison, for the summary."""
+    return {
+        "verification_heldout": {
+            label: {k: figures[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")}
+            for label, figures in comparison["models"].items()
+        },
+        "comparison": {k: comparison[k] for k in ("difference", "sentence", "method")},
+    }
+
+
 def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = None) -> dict[str, Any]:
     """Run the demo end to end in ``workdir`` and return its summary (also saved as ``report.json``)."""
     config = config or DemoConfig()
@@ -203,11 +214,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
         "workdir": str(workdir),
         "final_stage": exported.stage,
         "curation": curation,
-        "verification_heldout": {
-            label: {k: figures[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")}
-            for label, figures in comparison["models"].items()
-        },
-        "comparison": {k: comparison[k] for k in ("difference", "sentence", "method")},
+        **_model_figures(comparison),
         "review": review,
         "export": {"out": str(exported.out), "images": exported.rows, "identities": exported.identities},
         "report_html": str(report_path),

@@ -110,8 +110,7 @@ def evaluate(
     failed = [int(i) for i, status in zip(used, embedded.status, strict=True) if status != "ok"]
     if failed and not allow_missing:
         raise CurateError(_missing_message(pair_set, failed, "unreadable"))
-    vectors = np.full((len(pair_set.images), embedded.vectors.shape[1]), np.nan, dtype=np.float32)
-    vectors[used] = embedded.vectors
+    vectors = _vectors_by_image(len(pair_set.images), used, embedded.vectors)
     scores = pair_scores(vectors, pair_set.left, pair_set.right)
     result = verify(scores, pair_set.same, pair_set.fold)
     report: dict[str, Any] = {
@@ -129,16 +128,30 @@ def evaluate(
         if workdir is None:
             raise CurateError("--group-by needs --workdir with a manifest that has the attribute")
         stage = manifest_stage or trained_stage(workdir, model)
-        groups = image_groups(pair_set.images, pair_set.identities, workdir, stage, group_by)
-        pair_groups = [
-            groups[a] if groups[a] == groups[b] else "mixed"
-            for a, b in zip(pair_set.left, pair_set.right, strict=True)
-        ]
-        report["groups"] = {"by": group_by, **by_group(result, pair_set.same, scores, pair_groups)}
+        report["groups"] = _by_group(pair_set, result, scores, workdir, stage, group_by)
     report["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not None:
         report["files"] = _write(report, result, Path(out_dir), embedded)
     return report
+
+
+def _vectors_by_image(n_images: int, used: np.ndarray, embedded: np.ndarray) -> np.ndarray:
+    """One row per image of the pair set: the embedded rows where used, NaN elsewhere."""
+    vectors = np.full((n_images, embedded.shape[1]), np.nan, dtype=np.float32)
+    vectors[used] = embedded
+    return vectors
+
+
+def _by_group(
+    pair_set: PairSet, result: Any, scores: np.ndarray, workdir: Path, stage: str, group_by: str
+) -> dict[str, Any]:
+    """Accuracy and TAR per value of the manifest column ``group_by`` (pairs across groups: "mixed")."""
+    groups = image_groups(pair_set.images, pair_set.identities, workdir, stage, group_by)
+    pair_groups = [
+        groups[a] if groups[a] == groups[b] else "mixed"
+        for a, b in zip(pair_set.left, pair_set.right, strict=True)
+    ]
+    return {"by": group_by, **by_group(result, pair_set.same, scores, pair_groups)}
 
 
 def _pair_set(
