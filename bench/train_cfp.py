@@ -39,6 +39,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cfp_landmarks import CfpLandmarks  # noqa: E402
+
 from curate.config import build_config  # noqa: E402
 from curate.evaluate import evaluate, read_pairs  # noqa: E402
 from curate.evaluate.run import CropCache, aligner_key, embed_images, faces_config, image_key, make_crops  # noqa: E402
@@ -82,11 +84,17 @@ def base_table(
     rng: np.random.Generator,
     intruder_share: float,
 ) -> tuple[pa.Table, list[Path]]:
-    """Manifest rows (crop_path from the aligner cache) with ``intruder_share`` of rows being intruders."""
+    """Manifest rows with ``intruder_share`` of rows being intruders, as the faces stage leaves them.
+
+    ``crop_path`` comes from the evaluation crop cache (the faces stage's default aligner) and ``yaw_deg``
+    from :mod:`cfp_landmarks` (the same aligner's landmarks); an image where the detector finds no face is
+    a ``no_face`` row, as in the pipeline, so it is in no training set.
+    """
     names = (data / "cfp" / "Data" / "list_name.txt").read_text().splitlines()
     config = faces_config(None)
     crops = CropCache(cache_dir / "crops" / aligner_key(config))
     make_crops([p for p, _ in items], config, crops)
+    marks = CfpLandmarks([p for p, _ in items])
     rows: list[tuple[Path, int, bool]] = [(p, cfp_id, False) for p, cfp_id in items]
     n_intruders = round(len(items) * intruder_share / (1.0 - intruder_share))
     owners = rng.choice(sorted({cfp_id for _, cfp_id in items}), n_intruders)
@@ -97,6 +105,7 @@ def base_table(
                 break
         rows.append((path, int(owner), True))
     rows.sort(key=lambda r: (r[1], str(r[0]), r[2]))
+    found = [crops.record(image_key(p))["source"] == "detected" for p, _, _ in rows]
     table = pa.table(
         {
             "image_id": [f"{image_key(p)}-{i}" for i, (p, _, _) in enumerate(rows)],
@@ -104,9 +113,13 @@ def base_table(
             "identity_name": [names[c - 1] for _, c, _ in rows],
             "source": [str(p) for p, _, _ in rows],
             "path": [str(p) for p, _, _ in rows],
-            "status": ["ok"] * len(rows),
-            "reason": [""] * len(rows),
-            "crop_path": [str(crops.root / image_key(p)[:2] / f"{image_key(p)}.png") for p, _, _ in rows],
+            "status": ["ok" if face else "no_face" for face in found],
+            "reason": ["" if face else "no face found" for face in found],
+            "crop_path": [
+                str(crops.root / image_key(p)[:2] / f"{image_key(p)}.png") if face else None
+                for (p, _, _), face in zip(rows, found, strict=True)
+            ],
+            "yaw_deg": pa.array([marks.yaw(p) for p, _, _ in rows], pa.float32()),
             "intruder": [flag for _, _, flag in rows],
         }
     )
@@ -163,18 +176,28 @@ def train_on(name: str, workdir: Path, stage: str, seed: int, args: argparse.Nam
     return result.model_dir, {**last, "seconds": round(sum(e["seconds"] for e in epochs), 1)}
 
 
-def set_figures(table: pa.Table) -> dict[str, int]:
-    """What a training set holds: ok rows, intruders kept, genuine images dropped, genuine profiles kept."""
-    ok = np.array(table.column("status").to_pylist()) == "ok"
+def set_figures(table: pa.Table) -> dict[str, object]:
+    """What a training set holds: ok rows, intruders kept, genuine images dropped (by status and pose),
+    genuine profiles kept."""
+    status = np.array(table.column("status").to_pylist())
+    ok = status == "ok"
     intruder = np.array(table.column("intruder").to_pylist())
     profile = np.array([Path(p).parts[-2] == "profile" for p in table.column("path").to_pylist()])
+    no_face = status == "no_face"
+    dropped = ~ok & ~intruder & ~no_face
     return {
         "rows_ok": int(ok.sum()),
         "genuine_profile_ok": int((ok & ~intruder & profile).sum()),
         "genuine_profiles": int((~intruder & profile).sum()),
         "intruders_ok": int((ok & intruder).sum()),
         "intruders_total": int(intruder.sum()),
-        "genuine_dropped": int((~ok & ~intruder).sum()),
+        "genuine_no_face": int((~intruder & no_face).sum()),
+        "genuine_dropped": int(dropped.sum()),
+        "genuine_dropped_by": {
+            f"{s}/{'profile' if p else 'frontal'}": int((dropped & (status == s) & (profile == p)).sum())
+            for s in sorted(set(status[dropped].tolist()))
+            for p in (False, True)
+        },
     }
 
 
