@@ -126,15 +126,18 @@ def base_table(
     return table, [p for p, _, _ in rows]
 
 
-def curate(workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path) -> pa.Table:
-    """describe -> rank -> dedup with stage defaults (dlib vectors from the cache); the dedup manifest."""
+def curate(
+    workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path, rank: dict[str, object]
+) -> pa.Table:
+    """describe -> rank -> dedup with stage defaults (dlib vectors from the cache; ``rank``: overrides of
+    the rank stage's settings); the dedup manifest."""
     describe = DescribeStage(build_config(DescribeStage.Config, {}))
     described = describe.run_shard(table, local_context(workdir, "describe", shard=0))
     write_vectors(
         embed_images(paths, "dlib", cache_dir).vectors, vectors_path(workdir, "describe", "dlib", 0)
     )
     write_shard(described, shard_path(workdir, "describe", 0))
-    ranked = RankStage(build_config(RankStage.Config, {})).run_all(
+    ranked = RankStage(build_config(RankStage.Config, rank)).run_all(
         {0: described}, local_context(workdir, "rank", shard=None)
     )
     return DedupStage(build_config(DedupStage.Config, {})).run_all(
@@ -208,9 +211,9 @@ def build_sets(args: argparse.Namespace, cache: Path) -> dict[str, tuple[Path, p
     for name in args.variants:
         share = args.intruders if name in ("noisy", "curated") else 0.0
         table, paths = base_table(args.data, items, cache, np.random.default_rng(0), share)
-        workdir = args.workdir / f"{name}-{args.identities}"
+        workdir = args.workdir / f"{name}-{args.identities}{args.tag if args.rank else ''}"
         if name.endswith("curated"):
-            table = curate(workdir, table, paths, cache)
+            table = curate(workdir, table, paths, cache, parse_overrides(args.rank))
         write_shard(table, shard_path(workdir, "train", 0))
         sets[name] = (workdir, table)
     return sets
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["clean", "noisy", "curated", "clean-curated"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds")
     parser.add_argument("--set", nargs="*", default=[], help="training overrides, key=value")
+    parser.add_argument("--rank", nargs="*", default=[], help="rank stage overrides, key=value")
     parser.add_argument("--tag", default="", help="suffix of the model folders (e.g. for --set trials)")
     parser.add_argument("--no-dlib", action="store_true", help="skip the pretrained dlib reference")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "train_cfp.json")
