@@ -6,14 +6,15 @@ involve identities 251-500 (folds 6-10 for both FF and FP) and runs the protocol
 the full 10 folds.
 
 Training sets built from the same images (the first ``--identities`` of 001-250, 14 images each, aligned
-by the faces stage's aligner):
+by the faces stage's default aligner, with its ``yaw_deg`` from :mod:`cfp_landmarks`; an image without a
+face is a ``no_face`` row, in no set):
 
 - ``clean``: the images as CFP labels them (a reference);
 - ``noisy``: plus intruders, images of other training identities filed under the wrong name, 20% of the
   rows (each intruder is a copy of another identity's image, as a web search would return it);
 - ``curated``: the noisy set through the real stages in pipeline order: ``describe`` (hashes, handcrafted
-  vectors, thumbnails; the dlib vectors come from the evaluation cache) -> ``rank`` (stage defaults, dlib)
-  -> ``dedup`` (stage defaults);
+  vectors, thumbnails; the dlib vectors come from the evaluation cache) -> ``rank`` (stage defaults, dlib;
+  ``--rank key=value`` overrides one, with ``--tag`` naming the run) -> ``dedup`` (stage defaults);
 - ``clean-curated``: the clean set through the same stages: what curation costs when the labels are right.
 
 Each set trains the same small network (64x64 crops, a few epochs on one CPU thread) with ``curate train``'s
