@@ -8,12 +8,11 @@ the identities.
 Two collection identities are planted under two names each (their images split in half) to check overlap
 flagging. Images where the detector finds no face stay in the manifest as ``no_face`` rows.
 
-Faces are found by ``curate.faces.detect.FaceAligner`` (HOG, 5-point landmarks; landmarks cached in
-``bench/out/cfp_faces.npz``), which also gives each face's yaw (``yaw_deg``, as the faces stage writes it).
-Embeddings come from the evaluation cache of ``curate evaluate`` / ``bench/train_cfp.py``
-(``--cache``, default ``runs/bench_cfp/cache``: the faces stage's aligner, identical to the one above on
-CFP's small images), so the slow dlib pass runs once for both benches. Each collection goes through the
-real ``rank`` stage (Arrow tables, ``.npy`` vectors, ``run_all``).
+Faces are found and aligned as the faces stage does by default (CenterFace since issue 12; landmarks and
+yaw cached by ``bench/cfp_landmarks.py``, ``yaw_deg`` computed as the faces stage writes it). Embeddings
+come from the evaluation cache of ``curate evaluate`` / ``bench/train_cfp.py`` (``--cache``, default
+``runs/bench_cfp/cache``: crops by the same aligner), so the slow dlib pass runs once for both benches.
+Each collection goes through the real ``rank`` stage (Arrow tables, ``.npy`` vectors, ``run_all``).
 
 Calibration and report halves: the collection identities are split in two by a hash of their name. The
 ``cohort`` scorer's ``false_accept`` is chosen on the *calibration* half only (the largest value on
@@ -29,19 +28,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from cfp_landmarks import CfpLandmarks
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from curate.embedders import get_embedder
 from curate.evaluate.run import embed_images
-from curate.faces.detect import DetectedFace, FaceAligner
-from curate.faces.quality import yaw_from_landmarks
 from curate.manifest import shard_of, vectors_path, write_vectors
 from curate.names import identity_id
 from curate.record import BASE_COLUMNS, Status
@@ -53,7 +50,6 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 CFP = HERE.parent.parent / "shared" / "data" / "cfp" / "Data"
-DETECT_SIDE = 400
 SHARDS = 4
 NON_FACES = 20  # crops of the two sample photos, spread over the collection
 PLANTED_SPLITS = 2  # collection identities put under two names each
@@ -76,61 +72,18 @@ def cfp_people(n_identities: int, seed: int, pool: int = 500) -> dict[str, list[
     }
 
 
-def cached(
-    cache: Path, keys: list[str], compute: Callable[[list[str]], Any], what: str
-) -> dict[str, np.ndarray]:
-    """Per-key arrays from an ``.npz`` cache; missing keys are computed in batches of 100 and saved."""
-    known: dict[str, np.ndarray] = {}
-    if cache.exists():
-        stored = np.load(cache)
-        known = dict(zip(stored["keys"].tolist(), stored["values"], strict=True))
-    missing = [k for k in keys if k not in known]
-    for start in range(0, len(missing), 100):
-        batch = missing[start : start + 100]
-        known.update(zip(batch, compute(batch), strict=True))
-        names = sorted(known)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, keys=np.array(names), values=np.stack([known[k] for k in names]))
-        tmp.replace(cache)
-        logger.info("%s: %d / %d computed", what, start + len(batch), len(missing))
-    return {k: known[k] for k in keys}
-
-
-def _load(path: str) -> np.ndarray:
-    return np.asarray(Image.open(CFP / "Images" / path).convert("RGB"))
-
-
 class CfpFaces:
-    """Landmarks and yaw (cached) and embeddings (from the evaluation cache) of CFP images."""
+    """Faces found, yaw (:mod:`cfp_landmarks`) and embeddings (the evaluation cache) of CFP images."""
 
     def __init__(self, paths: list[str], cache: Path) -> None:
         self.cache = cache
-        self.aligner = FaceAligner(
-            detector="hog", upsample=1, crop_size=150, padding=0.25, max_side=DETECT_SIDE
-        )
-        self.records = cached(OUT / "cfp_faces.npz", paths, self._detect, "face detection")
-        self.with_face = [p for p in paths if not np.isnan(self.records[p][0])]
-
-    def _detect(self, batch: list[str]) -> list[np.ndarray]:
-        """Per image: box (4) and landmarks (10) of the chosen face, NaN when none."""
-        rows = []
-        for path in batch:
-            rgb = _load(path)
-            face = self.aligner.best_face(self.aligner.detect(rgb), rgb.shape)
-            rows.append(np.full(14, np.nan) if face is None else np.r_[face.box, face.landmarks.ravel()])
-        return rows
-
-    def chip(self, path: str) -> np.ndarray:
-        """The aligned 150x150 chip of the image's face."""
-        record = self.records[path]
-        face = DetectedFace(tuple(int(v) for v in record[:4]), 0.0, record[4:].reshape(5, 2))  # type: ignore[arg-type]
-        return self.aligner.align(_load(path), face)
+        self.landmarks = CfpLandmarks(paths)
+        self.records = self.landmarks.records
+        self.with_face = [p for p in paths if self.landmarks.found(p)]
 
     def yaw(self, path: str) -> float:
         """The face's yaw in degrees, from its landmarks (NaN without a face)."""
-        record = self.records[path]
-        return float("nan") if np.isnan(record[0]) else yaw_from_landmarks(record[4:].reshape(5, 2))
+        return self.landmarks.yaw(path)
 
     def embed(self, embedder_name: str) -> dict[str, np.ndarray]:
         """Embeddings of every image with a face whose evaluation crop is that detected face."""

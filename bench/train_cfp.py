@@ -6,14 +6,15 @@ involve identities 251-500 (folds 6-10 for both FF and FP) and runs the protocol
 the full 10 folds.
 
 Training sets built from the same images (the first ``--identities`` of 001-250, 14 images each, aligned
-by the faces stage's aligner):
+by the faces stage's default aligner, with its ``yaw_deg`` from :mod:`cfp_landmarks`; an image without a
+face is a ``no_face`` row, in no set):
 
 - ``clean``: the images as CFP labels them (a reference);
 - ``noisy``: plus intruders, images of other training identities filed under the wrong name, 20% of the
   rows (each intruder is a copy of another identity's image, as a web search would return it);
 - ``curated``: the noisy set through the real stages in pipeline order: ``describe`` (hashes, handcrafted
-  vectors, thumbnails; the dlib vectors come from the evaluation cache) -> ``rank`` (stage defaults, dlib)
-  -> ``dedup`` (stage defaults);
+  vectors, thumbnails; the dlib vectors come from the evaluation cache) -> ``rank`` (stage defaults, dlib;
+  ``--rank key=value`` overrides one, with ``--tag`` naming the run) -> ``dedup`` (stage defaults);
 - ``clean-curated``: the clean set through the same stages: what curation costs when the labels are right.
 
 Each set trains the same small network (64x64 crops, a few epochs on one CPU thread) with ``curate train``'s
@@ -38,6 +39,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from cfp_landmarks import CfpLandmarks  # noqa: E402
 
 from curate.config import build_config  # noqa: E402
 from curate.evaluate import evaluate, read_pairs  # noqa: E402
@@ -82,11 +85,17 @@ def base_table(
     rng: np.random.Generator,
     intruder_share: float,
 ) -> tuple[pa.Table, list[Path]]:
-    """Manifest rows (crop_path from the aligner cache) with ``intruder_share`` of rows being intruders."""
+    """Manifest rows with ``intruder_share`` of rows being intruders, as the faces stage leaves them.
+
+    ``crop_path`` comes from the evaluation crop cache (the faces stage's default aligner) and ``yaw_deg``
+    from :mod:`cfp_landmarks` (the same aligner's landmarks); an image where the detector finds no face is
+    a ``no_face`` row, as in the pipeline, so it is in no training set.
+    """
     names = (data / "cfp" / "Data" / "list_name.txt").read_text().splitlines()
     config = faces_config(None)
     crops = CropCache(cache_dir / "crops" / aligner_key(config))
     make_crops([p for p, _ in items], config, crops)
+    marks = CfpLandmarks([p for p, _ in items])
     rows: list[tuple[Path, int, bool]] = [(p, cfp_id, False) for p, cfp_id in items]
     n_intruders = round(len(items) * intruder_share / (1.0 - intruder_share))
     owners = rng.choice(sorted({cfp_id for _, cfp_id in items}), n_intruders)
@@ -97,6 +106,7 @@ def base_table(
                 break
         rows.append((path, int(owner), True))
     rows.sort(key=lambda r: (r[1], str(r[0]), r[2]))
+    found = [crops.record(image_key(p))["source"] == "detected" for p, _, _ in rows]
     table = pa.table(
         {
             "image_id": [f"{image_key(p)}-{i}" for i, (p, _, _) in enumerate(rows)],
@@ -104,24 +114,31 @@ def base_table(
             "identity_name": [names[c - 1] for _, c, _ in rows],
             "source": [str(p) for p, _, _ in rows],
             "path": [str(p) for p, _, _ in rows],
-            "status": ["ok"] * len(rows),
-            "reason": [""] * len(rows),
-            "crop_path": [str(crops.root / image_key(p)[:2] / f"{image_key(p)}.png") for p, _, _ in rows],
+            "status": ["ok" if face else "no_face" for face in found],
+            "reason": ["" if face else "no face found" for face in found],
+            "crop_path": [
+                str(crops.root / image_key(p)[:2] / f"{image_key(p)}.png") if face else None
+                for (p, _, _), face in zip(rows, found, strict=True)
+            ],
+            "yaw_deg": pa.array([marks.yaw(p) for p, _, _ in rows], pa.float32()),
             "intruder": [flag for _, _, flag in rows],
         }
     )
     return table, [p for p, _, _ in rows]
 
 
-def curate(workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path) -> pa.Table:
-    """describe -> rank -> dedup with stage defaults (dlib vectors from the cache); the dedup manifest."""
+def curate(
+    workdir: Path, table: pa.Table, paths: list[Path], cache_dir: Path, rank: dict[str, object]
+) -> pa.Table:
+    """describe -> rank -> dedup with stage defaults (dlib vectors from the cache; ``rank``: overrides of
+    the rank stage's settings); the dedup manifest."""
     describe = DescribeStage(build_config(DescribeStage.Config, {"embedders": ["handcrafted"]}))
     described = describe.run_shard(table, local_context(workdir, "describe", shard=0))
     write_vectors(
         embed_images(paths, "dlib", cache_dir).vectors, vectors_path(workdir, "describe", "dlib", 0)
     )
     write_shard(described, shard_path(workdir, "describe", 0))
-    ranked = RankStage(build_config(RankStage.Config, {})).run_all(
+    ranked = RankStage(build_config(RankStage.Config, rank)).run_all(
         {0: described}, local_context(workdir, "rank", shard=None)
     )
     return DedupStage(build_config(DedupStage.Config, {})).run_all(
@@ -163,18 +180,28 @@ def train_on(name: str, workdir: Path, stage: str, seed: int, args: argparse.Nam
     return result.model_dir, {**last, "seconds": round(sum(e["seconds"] for e in epochs), 1)}
 
 
-def set_figures(table: pa.Table) -> dict[str, int]:
-    """What a training set holds: ok rows, intruders kept, genuine images dropped, genuine profiles kept."""
-    ok = np.array(table.column("status").to_pylist()) == "ok"
+def set_figures(table: pa.Table) -> dict[str, object]:
+    """What a training set holds: ok rows, intruders kept, genuine images dropped (by status and pose),
+    genuine profiles kept."""
+    status = np.array(table.column("status").to_pylist())
+    ok = status == "ok"
     intruder = np.array(table.column("intruder").to_pylist())
     profile = np.array([Path(p).parts[-2] == "profile" for p in table.column("path").to_pylist()])
+    no_face = status == "no_face"
+    dropped = ~ok & ~intruder & ~no_face
     return {
         "rows_ok": int(ok.sum()),
         "genuine_profile_ok": int((ok & ~intruder & profile).sum()),
         "genuine_profiles": int((~intruder & profile).sum()),
         "intruders_ok": int((ok & intruder).sum()),
         "intruders_total": int(intruder.sum()),
-        "genuine_dropped": int((~ok & ~intruder).sum()),
+        "genuine_no_face": int((~intruder & no_face).sum()),
+        "genuine_dropped": int(dropped.sum()),
+        "genuine_dropped_by": {
+            f"{s}/{'profile' if p else 'frontal'}": int((dropped & (status == s) & (profile == p)).sum())
+            for s in sorted(set(status[dropped].tolist()))
+            for p in (False, True)
+        },
     }
 
 
@@ -185,9 +212,9 @@ def build_sets(args: argparse.Namespace, cache: Path) -> dict[str, tuple[Path, p
     for name in args.variants:
         share = args.intruders if name in ("noisy", "curated") else 0.0
         table, paths = base_table(args.data, items, cache, np.random.default_rng(0), share)
-        workdir = args.workdir / f"{name}-{args.identities}"
+        workdir = args.workdir / f"{name}-{args.identities}{args.tag if args.rank else ''}"
         if name.endswith("curated"):
-            table = curate(workdir, table, paths, cache)
+            table = curate(workdir, table, paths, cache, parse_overrides(args.rank))
         write_shard(table, shard_path(workdir, "train", 0))
         sets[name] = (workdir, table)
     return sets
@@ -221,6 +248,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["clean", "noisy", "curated", "clean-curated"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds")
     parser.add_argument("--set", nargs="*", default=[], help="training overrides, key=value")
+    parser.add_argument("--rank", nargs="*", default=[], help="rank stage overrides, key=value")
     parser.add_argument("--tag", default="", help="suffix of the model folders (e.g. for --set trials)")
     parser.add_argument("--no-dlib", action="store_true", help="skip the pretrained dlib reference")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "train_cfp.json")
