@@ -32,7 +32,7 @@ from torch import nn
 
 from curate.embedders.exported import FORMAT, META_FILE, MODEL_FILE, VERSION
 from curate.errors import CurateError
-from curate.storage import atomic_path, atomic_write_text
+from curate.storage import atomic_open, atomic_path, atomic_write_text
 from curate.train.backbones import build_net
 from curate.train.data import MEAN, STD
 
@@ -66,8 +66,8 @@ def export_embedder(
         "std": list(std),
         "embedding_dim": dim,
     }
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
-        torch.export.save(program, str(tmp))
+    with atomic_open(out_dir / MODEL_FILE) as handle:  # a file object: torch wants names ending in .pt2
+        torch.export.save(program, handle)
     atomic_write_text(out_dir / META_FILE, json.dumps(meta, indent=2) + "\n")
     (out_dir / "embedder.pt").unlink(missing_ok=True)  # a version 1 (TorchScript) file left by an old export
     logger.info("exported a %d-d embedder for %dx%d inputs to %s", dim, input_size, input_size, out_dir)
