@@ -19,8 +19,8 @@ of several reported) against all pairs inside each planted group.
 curate: collect (read, sha256, safe decode, the describe square) + describe (from the squares) + dedup,
 default settings, 2 processes over 16 shards. imagededup: ``PHash().find_duplicates(image_dir,
 max_distance_threshold=10)`` with 2 encoding and 2 search workers. fastdup: ``bench/neardup_fastdup.py``
-in its own venv (``python3 -m venv /tmp/fastdup-venv && /tmp/fastdup-venv/bin/pip install fastdup``),
-2 threads.
+in its own venv (``python3 -m venv /work/fastdup-venv && /work/fastdup-venv/bin/pip install fastdup``;
+``FASTDUP_PYTHON`` names another), 2 threads.
 Results: ``bench/RESULTS.md`` and ``bench/results/dedup.md``; method: ``docs/dedup.md``.
 """
 
@@ -54,7 +54,7 @@ from curate.search import cluster_labels
 logger = logging.getLogger("bench.neardup")
 
 HERE = Path(__file__).resolve().parent
-FASTDUP_PYTHON = Path(os.environ.get("FASTDUP_PYTHON", "/tmp/fastdup-venv/bin/python"))
+FASTDUP_PYTHON = Path(os.environ.get("FASTDUP_PYTHON", "/work/fastdup-venv/bin/python"))
 FASTDUP_THRESHOLDS = (0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
 
 # CFP itself holds the same photo more than once (re-crops, colour edits, mirror images) and a few burst
