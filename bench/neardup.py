@@ -294,7 +294,8 @@ def fastdup_groups(items: list[Item], edges: list, threshold: float) -> dict[str
 def measure(method: str, items: list[Item], args: argparse.Namespace, scratch: Path) -> list[tuple]:
     """Run ``method`` at this size; rows of (name, figures, (wall s, CPU s, peak MB), output)."""
     size, out = len(items), scratch / f"{method}-{len(items)}.json"
-    folder = linked_folder(items, OUT / f"seed{args.seed}-linked-{size}")
+    tag = f"{size}+{args.offset}" if args.offset else f"{size}"
+    folder = linked_folder(items, OUT / f"seed{args.seed}-linked-{tag}")
     script = [
         sys.executable,
         str(HERE / "neardup_methods.py"),
@@ -305,6 +306,7 @@ def measure(method: str, items: list[Item], args: argparse.Namespace, scratch: P
         str(out),
     ]
     common = ["--workers", str(args.workers), "--seed", str(args.seed), "--data", str(args.data)]
+    common += ["--offset", str(args.offset)]
     if method == "curate":
         command = [*script, *common, "--dedup", json.dumps(args.dedup)]
     elif method == "imagededup":
@@ -316,7 +318,7 @@ def measure(method: str, items: list[Item], args: argparse.Namespace, scratch: P
     seconds, cpu, peak = run_child(command, scratch / f"{method}-{size}.log")
     clock = (seconds, cpu, peak)
     result = json.loads(out.read_text())
-    kept = OUT / f"seed{args.seed}-output-{method}-{size}.json"  # to score again when labels change
+    kept = OUT / f"seed{args.seed}-output-{method}-{tag}.json"  # to score again when labels change
     kept.write_text(json.dumps(result))
     if method == "curate":
         settings = "".join(f", {k}={v}" for k, v in args.dedup.items())
@@ -356,6 +358,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--workers", type=int, default=2, help="processes (threads for fastdup) per method")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many files (21093: synthetic only)")
     parser.add_argument("--methods", nargs="+", default=["curate", "imagededup", "fastdup"])
     parser.add_argument("--dedup", type=json.loads, default={}, help="curate dedup settings as JSON")
     parser.add_argument("--imagededup-bits", type=int, default=10, help="imagededup max_distance_threshold")
@@ -369,7 +372,8 @@ def main() -> None:
     if args.table:
         print_table([json.loads(line) for line in results_path(args.seed).read_text().splitlines()])
         return
-    items = build_set(args.data / "cfp", OUT, max(args.size), args.seed, args.workers)
+    items = build_set(args.data / "cfp", OUT, args.offset + max(args.size), args.seed, args.workers)
+    items = items[args.offset :]
     if args.sweep:
         with tempfile.TemporaryDirectory(prefix="neardup-sweep-", dir=OUT) as tmp:
             sweep(items[: args.size[0]], Path(tmp), args.workers)
@@ -388,7 +392,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="neardup-", dir=OUT) as tmp:
                 measured = measure(method, part, args, Path(tmp))
             for name, figures, clock, result in measured:
-                row = {"size": size, "method": name, "figures": figures, "wall": clock[0], "cpu": clock[1]}
+                row = {"size": size, "offset": args.offset, "method": name, "figures": figures}
+                row.update(wall=clock[0], cpu=clock[1])
                 row.update(peak_mb=clock[2], seconds=result.get("seconds", {}), when=time.strftime("%FT%T"))
                 rows.append(row)
                 with results_path(args.seed).open("a") as log:
@@ -409,15 +414,20 @@ def main() -> None:
 
 def print_table(rows: list[dict]) -> None:
     """The results as one markdown table, with each row's speed-up over imagededup at the same size."""
-    peer = {row["size"]: row for row in rows if row["method"].startswith("imagededup")}
+
+    def key(row: dict) -> tuple[int, int]:
+        return row["size"], row.get("offset", 0)
+
+    peer = {key(row): row for row in rows if row["method"].startswith("imagededup")}
     columns = "files | method | wall s | CPU s | peak MB | precision | strict | recall | false pairs"
     print(f"\n| {columns} | x imagededup |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in sorted(rows, key=lambda r: (r["size"], r["method"])):
-        f, other = row["figures"], peer.get(row["size"])
+    for row in sorted(rows, key=lambda r: (*key(r), r["method"])):
+        f, other = row["figures"], peer.get(key(row))
+        files = f"{row['size']:,}" + (f" (files {row['offset']:,}+)" if key(row)[1] else "")
         speed = f"{other['wall'] / row['wall']:.1f} (CPU {other['cpu'] / row['cpu']:.1f})" if other else ""
         print(
-            f"| {row['size']:,} | {row['method']} | {row['wall']:.1f} | {row['cpu']:.1f} | "
+            f"| {files} | {row['method']} | {row['wall']:.1f} | {row['cpu']:.1f} | "
             f"{row['peak_mb']:,.0f} | {f['precision']:.4f} | {f['precision_strict']:.4f} | "
             f"{f['recall']:.4f} | {f['false_pairs']:,} | {speed} |"
         )
