@@ -6,8 +6,9 @@ the file a second time; without squares describe decodes every image again (the 
 
 Two ways of running the stages, each with and without squares:
 * ``stage work``: the stages' own ``run_shard`` on every shard in a process pool (what the stages cost);
-* ``executor``: both stages through the dask executor in one cluster, as ``curate run`` does (cluster start
-  not counted; Parquet, markers, scheduling and dask's own upkeep are).
+* ``executor``: both stages through the executor, as ``curate run`` does with its automatic choice (a
+  cluster's start is not counted; Parquet, markers, scheduling and dask's own upkeep are), and with
+  ``--workers 0`` (every task in this process, on one core: the executor's own cost without dask).
 
 Two file sets: the first N CFP files (small loose crops, median 204 px wide: decoding is cheap, so the
 fixed per-image work of hashing weighs most) and the CFP photos whose longer side is at least 400 px.
@@ -85,7 +86,10 @@ def stage_work(source: Path, workers: int, shards: int, squares: bool) -> Clock:
 
 
 def executor_run(source: Path, workers: int, shards: int, squares: bool) -> Clock:
-    """collect and describe (default settings) through the executor, into a scratch workdir."""
+    """collect and describe (default settings) through the executor, into a scratch workdir.
+
+    ``workers`` 0: every task in this process (``--workers 0``), no cluster.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="curate-bench-decode-"))
     collect = build_stage(StageSpec("collect", {"source": str(source), "squares": squares}))
     describe = build_stage(StageSpec("describe", {"embedders": NEAR_DUP}))
@@ -115,9 +119,14 @@ def measure(files: list[Path], images: Path, folder: Path, args: argparse.Namesp
     source = link_files(files, images, folder)
     bare = floor(files, args.workers)
     rows = [f"| bare Pillow decode loop (floor) | {bare.cpu:.1f} | 1.00 | {bare.wall:.1f} | 1.00 |"]
-    for kind, run in (("stage work", stage_work), ("executor", executor_run)):
+    runs = (
+        ("stage work", stage_work, args.workers),
+        ("executor", executor_run, args.workers),
+        ("executor in-process (--workers 0, 1 core)", executor_run, 0),
+    )
+    for kind, run, workers in runs:
         for squares in (False, True):
-            clock = run(source, args.workers, args.shards, squares)
+            clock = run(source, workers, args.shards, squares)
             what = "collect --squares + describe" if squares else "collect + describe (decodes again)"
             rows.append(
                 f"| {kind}: {what} | {clock.cpu:.1f} | {clock.cpu / bare.cpu:.2f} | {clock.wall:.1f} | "

@@ -4,7 +4,7 @@ fastdup (Visual Layer) embeds every image with its bundled ONNX model and links 
 ``nearest_neighbors_k`` nearest neighbours above ``threshold`` (cosine). ``bench/neardup.py`` turns the
 edges into groups at several similarity thresholds (fastdup's own connected components use 0.96).
 
-    SENTRY_OPT_OUT=1 /tmp/fastdup-venv/bin/python bench/neardup_fastdup.py FOLDER WORK OUT.json [THREADS]
+    SENTRY_OPT_OUT=1 /work/fastdup-venv/bin/python bench/neardup_fastdup.py FOLDER WORK OUT.json [THREADS]
 """
 
 import json

@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many files of the set")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--dedup", type=json.loads, default={}, help="dedup settings as JSON")
@@ -158,14 +159,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     startup = time.time() - started  # interpreter and curate imports
     if args.method == "curate":
-        items = build_set(args.data / "cfp", OUT, args.size, args.seed)
+        items = build_set(args.data / "cfp", OUT, args.offset + args.size, args.seed)[args.offset :]
         workdir = args.out.with_suffix(".work")
         result = run_curate(items, workdir, args.workers, args.shards, args.dedup)
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         folder = args.folder or linked_folder(
-            build_set(args.data / "cfp", OUT, args.size, args.seed),
-            OUT / f"seed{args.seed}-linked-{args.size}",
+            build_set(args.data / "cfp", OUT, args.offset + args.size, args.seed)[args.offset :],
+            OUT / (f"seed{args.seed}-linked-{args.size}" + (f"+{args.offset}" if args.offset else "")),
         )
         result = run_imagededup(folder, args.imagededup_bits, args.workers)
     result["seconds"] = {"start-up": startup, **result["seconds"]}

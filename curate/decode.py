@@ -126,12 +126,17 @@ def describe_non_image(data: bytes) -> str:
     return "unknown binary"
 
 
-def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int = 0) -> Decoded:
     """Decode untrusted ``data`` to an RGB image; never raises for any input bytes.
 
     Returns ``failed_decode`` for empty, unrecognised, truncated or corrupt data and ``unsafe_input`` when
     the header declares more than ``max_pixels`` pixels (checked before decoding) or Pillow's own
     decompression-bomb guard trips.
+
+    ``reduce_to`` > 0 decodes a JPEG at the strongest DCT scaling (1/2, 1/4 or 1/8, libjpeg's scaled
+    decoding) that keeps both sides at least ``reduce_to`` pixels: every byte of the file is still read
+    and entropy-decoded, so a truncated or corrupt file fails just the same, for a fraction of the cost.
+    ``width`` and ``height`` stay those of the full image; other formats decode in full.
     """
     if not data:
         return Decoded(None, Status.FAILED_DECODE, "empty file")
@@ -139,14 +144,14 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
     if fmt is None:
         return Decoded(None, Status.FAILED_DECODE, f"not an image: {describe_non_image(data)}")
     try:
-        return _decode(data, fmt, max_pixels)
+        return _decode(data, fmt, max_pixels, reduce_to)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Warning: under -W error
         return Decoded(None, Status.UNSAFE_INPUT, f"decompression bomb guard: {exc}", format=fmt)
     except Exception as exc:  # untrusted bytes reach C and Python parsers: any failure is this image's
         return Decoded(None, Status.FAILED_DECODE, f"cannot open {fmt}: {_explain(exc)}", format=fmt)
 
 
-def _decode(data: bytes, fmt: str, max_pixels: int) -> Decoded:
+def _decode(data: bytes, fmt: str, max_pixels: int, reduce_to: int) -> Decoded:
     with Image.open(io.BytesIO(data), formats=[fmt]) as im:
         width, height, mode = im.width, im.height, im.mode
         pillow_limit = Image.MAX_IMAGE_PIXELS
@@ -158,6 +163,9 @@ def _decode(data: bytes, fmt: str, max_pixels: int) -> Decoded:
             return Decoded(None, Status.UNSAFE_INPUT, reason, width, height, im.format, mode)
         try:
             n_frames = int(getattr(im, "n_frames", 1))  # seeks through an animation and back to frame 0
+            if reduce_to > 0 and fmt == "JPEG":
+                im.draft(im.mode, (reduce_to, reduce_to))
+            drafted = im.size
             im.load()
             rgb = to_rgb(ImageOps.exif_transpose(im))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -165,7 +173,9 @@ def _decode(data: bytes, fmt: str, max_pixels: int) -> Decoded:
         except Exception as exc:  # truncated or corrupt pixel data, bad EXIF, unsupported mode
             reason = f"cannot decode {fmt}: {_explain(exc)}"
             return Decoded(None, Status.FAILED_DECODE, reason, width, height, im.format, mode)
-        return Decoded(rgb, Status.OK, "", rgb.width, rgb.height, im.format, mode, n_frames)
+        if rgb.size != drafted:  # EXIF orientation turned the image a quarter turn
+            width, height = height, width
+        return Decoded(rgb, Status.OK, "", width, height, im.format, mode, n_frames)
 
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -279,9 +289,9 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "special file")
 
 
-def load_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+def load_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int = 0) -> Decoded:
     """Read ``path`` with :func:`read_file` and decode it with :func:`decode_bytes`; never raises."""
     read = read_file(path)
     if read.data is None:
         return Decoded(None, read.status, read.reason)
-    return decode_bytes(read.data, max_pixels=max_pixels)
+    return decode_bytes(read.data, max_pixels=max_pixels, reduce_to=reduce_to)

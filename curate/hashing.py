@@ -13,7 +13,9 @@ takes (byte 0 holds bits 63..56); Hamming distance is the same in any bit order 
 Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy) so that
 a framed copy hashes like its original. :func:`describe_square` makes the one 64x64 RGB square the hashes,
 the thumbnails and the handcrafted embedder read; ``collect`` can store it (``squares``) so that
-``describe`` on collect's output need not decode the image a second time.
+``describe`` on collect's output need not decode the image a second time. Both decode a JPEG for it at a
+reduced DCT scale (``reduce_to=SQUARE_DECODE_SIDE`` in :func:`curate.decode.decode_bytes`, as Pillow's own
+``thumbnail`` does with ``reducing_gap=2``): the square never needs more than twice its side.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SQUARE_SIDE = 64  # the describe square's side in pixels
 SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
+SQUARE_DECODE_SIDE = 2 * SQUARE_SIDE  # JPEGs are decoded at the DCT scale keeping both sides >= this
 SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
 
 _BORDER_TOLERANCE = 12  # grey levels a frame pixel may differ from the frame colour (JPEG noise)

@@ -273,3 +273,22 @@ def test_permission_denied_is_failed_decode() -> None:
         for item in folder.iterdir():
             item.unlink()
         folder.rmdir()
+
+
+def test_reduced_jpeg_decode_keeps_the_checks_and_the_full_size(cfp_jpeg: bytes) -> None:
+    photo = Image.open(io.BytesIO(cfp_jpeg)).convert("RGB").resize((600, 400))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown a quarter turn clockwise: 400 wide, 600 high
+    data = encode(photo, "JPEG", exif=exif.tobytes(), quality=90)
+    full, reduced = decode_bytes(data), decode_bytes(data, reduce_to=128)
+    assert (full.width, full.height) == (reduced.width, reduced.height) == (400, 600)
+    assert full.image is not None and full.image.size == (400, 600)
+    assert reduced.image is not None and reduced.image.size == (200, 300)  # 1/2: 1/4 would be under 128
+    halved = np.asarray(full.image.reduce(2)).astype(int)
+    assert np.abs(pixels(reduced) - halved).mean() < 4  # the same picture, at half the size
+    small = encode(photo.resize((200, 150)), "JPEG")
+    assert decode_bytes(small, reduce_to=128).image.size == (200, 150)  # 1/2 would be under 128
+    assert decode_bytes(encode(photo, "PNG"), reduce_to=128).image.size == (600, 400)  # JPEG only
+    for fraction in (0.3, 0.6, 0.9):  # every byte is still decoded: a cut file fails as in full
+        cut = decode_bytes(data[: int(len(data) * fraction)], reduce_to=128)
+        assert (cut.status, cut.image) == (Status.FAILED_DECODE, None), fraction

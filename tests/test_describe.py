@@ -18,7 +18,8 @@ DESCRIBED = ["status", "reason", "described", "phash", "phash_code", "dhash", "d
 
 
 def make_source(data_dir: Path, root: Path) -> Path:
-    """Two CFP people, with a framed copy, a transparent PNG, an exact copy and a corrupt file."""
+    """Two CFP people, with a framed copy, a transparent PNG, an exact copy, a corrupt file and a large JPEG
+    (decoded at a reduced DCT scale for its square)."""
     source = root / "source"
     for person in ("001", "002"):
         folder = source / person
@@ -30,6 +31,7 @@ def make_source(data_dir: Path, root: Path) -> Path:
     shutil.copyfile(first, source / "001" / "same_bytes.jpg")
     Image.new("RGBA", (90, 70), (200, 30, 30, 128)).save(source / "002" / "alpha.png")
     (source / "002" / "broken.jpg").write_bytes(first.read_bytes()[:400])
+    Image.open(first).resize((700, 560)).save(source / "002" / "large.jpg", quality=90)
     return source
 
 
@@ -56,7 +58,9 @@ def test_describe_from_squares_equals_decoding_again(data_dir: Path, tmp_path: P
     stored = collect(source, tmp_path / "squares", squares=True)
     assert plain.column("square").null_count == plain.num_rows
     statuses = stored.column("status").to_pylist()
-    assert statuses.count("ok") == 12 and "exact_duplicate" in statuses and "failed_decode" in statuses
+    assert statuses.count("ok") == 13 and "exact_duplicate" in statuses and "failed_decode" in statuses
+    large = stored.column("source").to_pylist().index(str(source / "002" / "large.jpg"))
+    assert (stored.column("width")[large].as_py(), stored.column("height")[large].as_py()) == (700, 560)
     squares = stored.column("square").to_pylist()
     assert [sq is not None for sq in squares] == [s == "ok" for s in statuses]
     assert plain.drop_columns(["square"]).equals(stored.drop_columns(["square"]))
@@ -66,9 +70,9 @@ def test_describe_from_squares_equals_decoding_again(data_dir: Path, tmp_path: P
         path.unlink()
     after, after_vectors = describe(stored, tmp_path / "squares")
     assert after.select(DESCRIBED).equals(before.select(DESCRIBED))
-    assert after.column("described").to_pylist().count(True) == 12
+    assert after.column("described").to_pylist().count(True) == 13
     for name, array in before_vectors.items():
-        assert array.any(axis=1).sum() == 12
+        assert array.any(axis=1).sum() == 13
         assert np.array_equal(after_vectors[name], array), name
 
 
@@ -79,10 +83,10 @@ def test_squares_are_not_used_when_they_would_change_the_values(data_dir: Path, 
     for settings in ({"trim_borders": False}, {"max_side": 256}):
         out, _ = describe(stored, tmp_path, **settings)  # decodes the files, which are gone
         assert out.column("described").to_pylist().count(True) == 0
-        assert out.column("status").to_pylist().count("failed_decode") == 13
+        assert out.column("status").to_pylist().count("failed_decode") == 14
     first_ok = stored.column("status").to_pylist().index("ok")
     crop_paths = [str(tmp_path / "gone.png") if row == first_ok else None for row in range(stored.num_rows)]
     crops = stored.append_column("crop_path", pa.array(crop_paths, pa.string()))
     out, _ = describe(crops, tmp_path)  # a row with a face crop reads the crop; the others use squares
     described = out.column("described").to_pylist()
-    assert described.count(True) == 11 and described[first_ok] is False
+    assert described.count(True) == 12 and described[first_ok] is False

@@ -55,43 +55,43 @@ def _normalise(block: np.ndarray) -> np.ndarray:
 
 def _half(grey: np.ndarray) -> np.ndarray:
     """(n, 64, 64) -> (n, 32, 32) by 2x2 averaging."""
-    n, size = grey.shape[0], grey.shape[1] // 2
-    return grey.reshape(n, size, 2, size, 2).mean(axis=(2, 4))
+    return (grey[:, 0::2, 0::2] + grey[:, 1::2, 0::2] + grey[:, 0::2, 1::2] + grey[:, 1::2, 1::2]) * 0.25
 
 
-def _gradient_block(grey: np.ndarray) -> np.ndarray:
-    """HOG-like orientation histograms of the 32x32 image on an 8x8 cell grid: (n, 8*8*bins).
+def _gradient_block(small: np.ndarray) -> np.ndarray:
+    """HOG-like orientation histograms of the (n, 32, 32) half-size image on an 8x8 cell grid: (n, 8*8*bins).
 
     Orientation is unsigned and split linearly between the two nearest bins. Each cell is divided by
     its own gradient energy plus the image's mean cell energy, so flat cells (where JPEG noise is all
     there is) stay small instead of being blown up to a full histogram; then square-rooted (Hellinger).
     """
-    small = _half(grey)
     n, size = small.shape[0], small.shape[1]
     gx = np.zeros_like(small)
     gy = np.zeros_like(small)
     gx[:, :, 1:-1] = small[:, :, 2:] - small[:, :, :-2]
     gy[:, 1:-1, :] = small[:, 2:, :] - small[:, :-2, :]
-    magnitude = np.hypot(gx, gy)
-    position = (np.arctan2(gy, gx) % np.pi) / np.pi * _BINS
-    lower = np.floor(position).astype(np.int64) % _BINS
-    upper_weight = position - np.floor(position)
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    position = (np.arctan2(gy, gx) % np.pi) * (_BINS / np.pi)
+    floor = np.floor(position)
+    lower = floor.astype(np.int64) % _BINS
+    high = magnitude * (position - floor)  # the share of the upper bin
     grid = size // _CELL
-    # flat index of (image, cell, bin) for every pixel's two bins, accumulated with one bincount
+    # flat index of (image, cell, bin) for every pixel's two bins, accumulated with bincount
     cell_of = (np.arange(size)[:, None] // _CELL) * grid + np.arange(size)[None, :] // _CELL
     base = (np.arange(n)[:, None, None] * grid * grid + cell_of[None]) * _BINS
-    index = np.concatenate([(base + lower).ravel(), (base + (lower + 1) % _BINS).ravel()])
-    weights = np.concatenate([(magnitude * (1 - upper_weight)).ravel(), (magnitude * upper_weight).ravel()])
-    cells = np.bincount(index, weights, minlength=n * grid * grid * _BINS).reshape(n, grid, grid, _BINS)
+    length = n * grid * grid * _BINS
+    cells = np.bincount((base + lower).ravel(), (magnitude - high).ravel(), minlength=length)
+    cells += np.bincount((base + (lower + 1) % _BINS).ravel(), high.ravel(), minlength=length)
+    cells = cells.reshape(n, grid, grid, _BINS)
     energy = cells.sum(axis=3, keepdims=True)
     cells = cells / (energy + energy.mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
     return np.sqrt(cells).reshape(n, -1)
 
 
-def _dct_block(grey: np.ndarray) -> np.ndarray:
-    """Low-frequency DCT of the 32x32 grey image without the DC term: (n, 63)."""
-    coefficients = _DCT @ _half(grey) @ _DCT.T
-    return coefficients.reshape(len(grey), -1)[:, 1:]
+def _dct_block(small: np.ndarray) -> np.ndarray:
+    """Low-frequency DCT of the (n, 32, 32) half-size grey image without the DC term: (n, 63)."""
+    coefficients = _DCT @ small @ _DCT.T
+    return coefficients.reshape(len(small), -1)[:, 1:]
 
 
 def _colour_block(rgb: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ def _colour_block(rgb: np.ndarray) -> np.ndarray:
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     rg = r - g
     by = b - (r + g) / 2.0
-    saturated = (np.hypot(rg, by) > 0.04).astype(np.float32)
+    saturated = (rg * rg + by * by > 0.04**2).astype(np.float32)
     edges = np.linspace(-0.5, 0.5, _CHROMA_BINS + 1)[1:-1]
     cell = np.digitize(rg, edges) * _CHROMA_BINS + np.digitize(by, edges)
     n = rgb.shape[0]
@@ -135,10 +135,10 @@ class HandcraftedEmbedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         rgb = np.stack([_resize(image) for image in images])
-        grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        small = _half(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
         parts = [
-            _WEIGHTS["gradients"] * _normalise(_gradient_block(grey)),
-            _WEIGHTS["dct"] * _normalise(_dct_block(grey)),
+            _WEIGHTS["gradients"] * _normalise(_gradient_block(small)),
+            _WEIGHTS["dct"] * _normalise(_dct_block(small)),
             _WEIGHTS["colour"] * _normalise(_colour_block(rgb[:, ::2, ::2])),
         ]
         vectors = np.concatenate(parts, axis=1).astype(np.float32)

@@ -17,7 +17,9 @@ models) get the untrimmed crop resized to their input size, as the faces stage a
 ``described`` is true for rows described here, false for ok rows whose image could not be read (they take
 the decoder's status, e.g. ``failed_decode``, and its reason), null for rows that were not ok on input.
 Images larger than ``max_side`` are shrunk by an integer box filter first, which costs little and changes
-the hashes of a large photo no more than resizing it does.
+the hashes of a large photo no more than resizing it does. A JPEG is decoded for the square at the DCT
+scale (1/2, 1/4, 1/8) that keeps both sides at least 128 pixels, as collect decodes it; a face-model
+embedder describing the whole image gets it decoded in full.
 
 Decode once: when the input has collect's ``square`` column (``curate collect --squares``), a row without
 a face crop is described from that stored 64x64 square instead of decoding its file again. The values are
@@ -44,6 +46,7 @@ from curate.errors import ConfigError
 from curate.hashing import (
     HASH_KINDS,
     SQUARE_COLUMN,
+    SQUARE_DECODE_SIDE,
     SQUARE_MAX_SIDE,
     SQUARE_SIDE,
     describe_square,
@@ -101,14 +104,17 @@ class DescribeStage(ShardStage):
             ctx.resource(f"curate.embedder:{spec}", lambda spec=spec: get_embedder(spec)) for spec in specs
         ]
 
-    def read(self, path: str | None) -> tuple[Image.Image | None, Status, str]:
-        """The RGB image to describe (large ones shrunk), or the status and reason why there is none."""
+    def read(self, path: str | None, reduce_to: int = 0) -> tuple[Image.Image | None, bool, Status, str]:
+        """(the RGB image to describe, large ones shrunk, or None; whether it was decoded at a reduced
+        scale; status; reason). ``reduce_to``: a JPEG is decoded at the DCT scale keeping both sides at
+        least this (0: in full)."""
         if not path:
-            return None, Status.FAILED_DECODE, "no local file (path is null)"
-        decoded = load_rgb(path)
+            return None, False, Status.FAILED_DECODE, "no local file (path is null)"
+        decoded = load_rgb(path, reduce_to=reduce_to)
         if decoded.image is None:
-            return None, decoded.status, decoded.reason
-        return shrink(decoded.image, self.config.max_side), Status.OK, ""
+            return None, False, decoded.status, decoded.reason
+        reduced = decoded.image.size not in ((decoded.width, decoded.height), (decoded.height, decoded.width))
+        return shrink(decoded.image, self.config.max_side), reduced, Status.OK, ""
 
     def stored_squares(self, table: pa.Table, sources: list[str | None]) -> list[bytes | None]:
         """Per row, collect's stored square where it can stand in for decoding (see the module), else None."""
@@ -138,10 +144,13 @@ class DescribeStage(ShardStage):
         """(64x64 square, shrunk image or None when the stored square was used, status, reason)."""
         if stored is not None:
             return square_from_bytes(stored), None, Status.OK, ""
-        image, status, reason = self.read(source)
+        image, reduced, status, reason = self.read(source, SQUARE_DECODE_SIDE)
         if image is None:
             return None, None, status, reason
-        return describe_square(image, trim=self.config.trim_borders), image, Status.OK, ""
+        square = describe_square(image, trim=self.config.trim_borders)
+        if reduced and set(self.config.embedders) - {"handcrafted"}:  # a face model reads every pixel
+            image, _, status, reason = self.read(source)
+        return square, image, status, reason
 
     def describe_batch(
         self,

@@ -3,7 +3,8 @@
 ``plan`` walks the tree (no file is opened) and decides what needs no bytes: files outside an identity
 folder, names that are not UTF-8, broken symlinks, symlinks leaving the tree, symlinked folders when
 ``follow_symlinks`` is off. ``run_shard`` reads each remaining file once (sha256 = ``image_id``), decodes it
-with :mod:`curate.decode` and marks byte-identical copies within one identity as ``exact_duplicate``.
+with :mod:`curate.decode` (a JPEG at a reduced DCT scale, every byte still checked) and marks byte-identical
+copies within one identity as ``exact_duplicate``.
 With ``squares`` on it also stores each ok image's describe square (:func:`curate.hashing.square_bytes`) in
 the ``square`` column, so ``describe`` on collect's output need not decode the image again.
 
@@ -37,7 +38,7 @@ import pyarrow as pa
 from curate import manifest, record
 from curate.decode import decode_bytes, read_file
 from curate.errors import ConfigError
-from curate.hashing import SQUARE_COLUMN, square_bytes
+from curate.hashing import SQUARE_COLUMN, SQUARE_DECODE_SIDE, square_bytes
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
 from curate.stage import ShardStage, StageContext
@@ -225,7 +226,8 @@ class IngestStage(ShardStage):
                 statuses[i], reasons[i] = read.status.value, read.reason
                 continue
             image_ids[i] = hashlib.sha256(read.data).hexdigest()
-            decoded = decode_bytes(read.data, max_pixels=self.config.max_pixels)
+            # the safe decode checks every byte; a JPEG's pixels come at the scale the square needs
+            decoded = decode_bytes(read.data, max_pixels=self.config.max_pixels, reduce_to=SQUARE_DECODE_SIDE)
             statuses[i], reasons[i] = decoded.status.value, decoded.reason
             for column in ("width", "height", "format", "mode", "n_frames"):
                 extra[column][i] = getattr(decoded, column)
