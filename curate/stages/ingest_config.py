@@ -34,7 +34,9 @@ class IngestConfig:
         False, help="keep folders differing only in case apart (docs/collect.md)"
     )
     squares: bool = setting(
-        False, help="also store describe's 64x64 square per image, so describe need not decode again"
+        False,
+        help="also store describe's 64x64 square per image, so describe need not decode again "
+        "(when describe runs with --embedders handcrafted: a face model reads the crops)",
     )
 
     def validate(self) -> None:
