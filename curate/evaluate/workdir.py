@@ -49,16 +49,24 @@ def default_model(workdir: Path) -> str:
     return str(model)
 
 
+def _recorded_stage(workdir: Path) -> str | None:
+    """The manifest stage ``curate train`` recorded in its ``config.json``; None when unreadable or absent."""
+    try:
+        recorded = json.loads((train_dir(workdir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(recorded, dict) and recorded.get("workdir") and recorded.get("manifest_stage"):
+        return str(recorded["manifest_stage"])
+    return None
+
+
 def trained_stage(workdir: Path, model: str) -> str:
     """The manifest stage ``model`` was trained on: train's recorded one, else the one train would read
     (else the last curation stage that has a manifest)."""
     if Path(model).resolve() == (train_dir(workdir) / "model").resolve():
-        try:
-            recorded = json.loads((train_dir(workdir) / "config.json").read_text())
-            if recorded.get("workdir") and recorded.get("manifest_stage"):
-                return str(recorded["manifest_stage"])
-        except (OSError, ValueError, AttributeError):
-            pass
+        recorded = _recorded_stage(workdir)
+        if recorded is not None:
+            return recorded
     from curate.review.source import training_stage
 
     stage = training_stage(workdir)
