@@ -49,11 +49,15 @@ def _described(truth: ConflictSet, work: Path, crops: bool) -> pa.Table:
     return describe.run_shard(table, local_context(work, "describe", 0, 1))
 
 
-def _flagged(table: pa.Table, truth: ConflictSet, work: Path, **settings: object) -> tuple[set, dict]:
-    """(flagged pairs of relative paths, row per relative path) after dedup with ``settings``."""
-    out = DedupStage(build_config(DedupStage.Config, settings)).run_all(
-        {0: table}, local_context(work, "dedup", None, 1)
-    )[0]
+def _flagged(
+    table: pa.Table, truth: ConflictSet, work: Path, stats: dict | None = None, **settings: object
+) -> tuple[set, dict]:
+    """(flagged pairs of relative paths, row per relative path) after dedup with ``settings``; the stage's
+    statistics go into ``stats``."""
+    ctx = local_context(work, "dedup", None, 1)
+    out = DedupStage(build_config(DedupStage.Config, settings)).run_all({0: table}, ctx)[0]
+    if stats is not None:
+        stats.update(ctx.stats)
     rows = {str(Path(row["source"]).relative_to(truth.root)): row for row in out.to_pylist()}
     by_id = {row["image_id"]: name for name, row in rows.items()}
     pairs = set()
@@ -85,7 +89,10 @@ def test_lookalike_compositions_are_not_conflicts_but_copies_are(
 
 
 def test_copies_are_conflicts_on_aligned_crops(planted: ConflictSet, tmp_path: Path) -> None:
-    after, rows = _flagged(_described(planted, tmp_path, crops=True), planted, tmp_path)
+    stats: dict = {}
+    after, rows = _flagged(_described(planted, tmp_path, crops=True), planted, tmp_path, stats=stats)
+    # describe stored the crops' dlib vectors: the check reads them instead of embedding the faces again
+    assert stats["dedup_face_vectors_stored"] > 0 and stats["dedup_face_vectors_embedded"] == 0
     for original, copy in planted.conflicts:
         assert rows[original]["status"] == rows[copy]["status"] == "identity_conflict", (original, copy)
     copies = {name for pair in planted.conflicts for name in pair}

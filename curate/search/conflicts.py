@@ -5,18 +5,19 @@ whole-image descriptors cannot tell it from two different people photographed in
 cards of one design, two ID photos on one backdrop, two speakers at one lectern share the pHash and the
 handcrafted descriptor of everything but the face. So a cross-identity candidate that the descriptors
 call a duplicate is confirmed on the faces alone: both aligned face crops (the faces stage's
-``crop_path`` where it detected a face, else a face detected here: the faces stage's defaults plus a CNN
-retry) are
+``crop_path`` where it detected a face, else a face detected here with the faces stage's defaults) are
 
 * embedded with a face model (``dlib`` by default): a copy of one photo gives nearly the same vector,
   two people do not (``min_face_cosine``), and
 * compared pixel by pixel: the inner face of both crops (the padding around it left out), 32x32 grey,
   aligned under the crop model of :mod:`curate.search.verify` (``min_face_ncc``).
 
-Both must pass. The NCC bar is lower (``min_face_ncc``) where the whole-image descriptors already call the
-pair a duplicate (a heavily recompressed copy blurs the face) than where they only put it in review
-(``borderline_min_face_ncc``). A pair without a face on either side, or failing either test, is not a
-conflict; dedup sends it to review with the face scores in its reason.
+Both must pass, so the cheap comparison goes first and only the pairs that pass it are embedded; where
+the descriptor stage stored the same model's vectors of the faces stage's crops, those are read instead
+of embedding the crops again. The NCC bar is lower (``min_face_ncc``) where the whole-image descriptors
+already call the pair a duplicate (a heavily recompressed copy blurs the face) than where they only put
+it in review (``borderline_min_face_ncc``). A pair without a face on either side, or failing either test,
+is not a conflict; dedup sends it to review with the face scores in its reason.
 
 When the descriptor stage also wrote that face model's vectors, cross-identity pairs whose face vectors
 reach ``min_face_cosine`` join the candidates (:func:`add_face_pairs`) and are verified like any
@@ -27,6 +28,7 @@ its aligned thumbnail stay the same.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +63,15 @@ class FaceEvidence:
     cosine: np.ndarray
     ncc: np.ndarray
     confirmed: np.ndarray  # bool
+    embedded: int = 0  # faces embedded by the check
+    reused: int = 0  # faces whose vectors the descriptor stage had stored
 
     def describe(self, k: int) -> str:
         """``face cosine 0.991, face NCC 0.973`` or ``no face to compare``."""
-        if np.isnan(self.cosine[k]):
+        if np.isnan(self.ncc[k]):
             return "no face to compare"
+        if np.isnan(self.cosine[k]):
+            return f"face NCC {self.ncc[k]:.3f} (too low to compare the face vectors)"
         return f"face cosine {self.cosine[k]:.3f}, face NCC {self.ncc[k]:.3f}"
 
 
@@ -84,11 +90,15 @@ def _detect_crop(path: str | None, aligner: Any) -> np.ndarray | None:
 
 
 def _aligner() -> Any:
-    """The faces stage's default aligner with a CNN retry on a HOG miss: few images, so the slow pass pays."""
-    from curate.faces import DetectorKind, make_aligner
+    """The faces stage's default aligner (CenterFace, frontal and profile).
+
+    No CNN retry: at 50,000 files the retry on CenterFace's misses (mostly drawn faces) was two thirds of
+    dedup's time, and a pair without a face goes to review rather than being lost.
+    """
+    from curate.faces import make_aligner
     from curate.stages.faces import FacesConfig
 
-    return make_aligner(FacesConfig(retry_detector=DetectorKind.CNN))
+    return make_aligner(FacesConfig())
 
 
 def face_crops(table_rows: list[dict[str, Any]]) -> list[np.ndarray | None]:
@@ -134,6 +144,11 @@ def _rows(tables: dict[int, pa.Table], shards: np.ndarray, rows: np.ndarray) -> 
     return out
 
 
+StoredVectors = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+"""(shards, rows) -> (face vectors, usable mask): the descriptor stage's vectors of those rows, where they
+are the check's own embedding of the faces stage's crop."""
+
+
 def confirm(
     pairs: tuple[np.ndarray, np.ndarray],
     mask: np.ndarray,
@@ -142,59 +157,99 @@ def confirm(
     tables: dict[int, pa.Table],
     check: FaceCheck,
     ctx: Any,
+    stored: StoredVectors | None = None,
 ) -> FaceEvidence:
     """Face evidence for the candidate pairs in ``mask`` (participant indices ``pairs``); NaN elsewhere.
 
     ``duplicate`` marks the pairs the descriptors call duplicates (the others need the borderline NCC).
     ``positions`` holds each participant's (shard, row) in ``tables``. Only the participants of the masked
-    pairs are read, embedded and compared.
+    pairs are read and compared; the cheap inner-face NCC goes first and only the pairs that pass it are
+    embedded (a pair failing it cannot be confirmed), with ``stored`` vectors used where they exist.
     """
     cosine = np.full(len(mask), np.nan, dtype=np.float32)
     ncc = np.full(len(mask), np.nan, dtype=np.float32)
+    needed = np.where(duplicate, check.min_face_ncc, check.borderline_min_face_ncc)
     chosen = np.nonzero(mask)[0]
+    counts = (0, 0)
     if len(chosen):
-        cosine[chosen], ncc[chosen] = _scores(
-            pairs[0][chosen], pairs[1][chosen], positions, tables, check, ctx
+        sides = (pairs[0][chosen], pairs[1][chosen])
+        cosine[chosen], ncc[chosen], counts = _scores(
+            sides, needed[chosen], positions, tables, check, ctx, stored
         )
     with np.errstate(invalid="ignore"):
-        needed = np.where(duplicate, check.min_face_ncc, check.borderline_min_face_ncc)
         confirmed = mask & (cosine >= check.min_face_cosine) & (ncc >= needed)
-    logger.info("face check of %d cross-identity pairs: %d confirmed", len(chosen), int(confirmed.sum()))
-    return FaceEvidence(cosine, ncc, confirmed)
+    logger.info(
+        "face check of %d cross-identity pairs: %d passed the face NCC (%d faces embedded, %d stored), "
+        "%d confirmed",
+        len(chosen),
+        int(np.sum(~np.isnan(cosine))),
+        *counts,
+        int(confirmed.sum()),
+    )
+    return FaceEvidence(cosine, ncc, confirmed, *counts)
 
 
 def _scores(
-    pairs_i: np.ndarray,
-    pairs_j: np.ndarray,
+    sides: tuple[np.ndarray, np.ndarray],
+    needed: np.ndarray,
     positions: tuple[np.ndarray, np.ndarray],
     tables: dict[int, pa.Table],
     check: FaceCheck,
     ctx: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Face cosine and inner-face NCC per pair (NaN where either side has no face)."""
-    from curate.embedders import get_embedder
+    stored: StoredVectors | None,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Face cosine and inner-face NCC per pair, and how many faces were embedded and how many stored.
 
-    n = len(pairs_i)
+    NCC is NaN where either side has no face; the cosine is computed only for the pairs whose NCC reaches
+    ``needed`` (NaN for the others).
+    """
+    n = len(sides[0])
     cosine = np.full(n, np.nan, dtype=np.float32)
     ncc = np.full(n, np.nan, dtype=np.float32)
-    involved = np.unique(np.concatenate([pairs_i, pairs_j]))
+    involved = np.unique(np.concatenate(sides))
     crops = face_crops(_rows(tables, positions[0][involved], positions[1][involved]))
-    where = {int(p): k for k, p in enumerate(involved.tolist())}
-    have = [k for k, crop in enumerate(crops) if crop is not None]
-    if have:
-        embedder = ctx.resource(f"curate.embedder:{check.embedder}", lambda: get_embedder(check.embedder))
-        vectors = np.full((len(crops), embedder.dim), np.nan, dtype=np.float32)
-        vectors[have] = embedder.embed([crops[k] for k in have])
-        thumbs = np.zeros((len(crops), SIDE, SIDE), dtype=np.uint8)
-        for k in have:
-            thumbs[k] = inner_thumbnail(crops[k])
-        a = np.array([where[int(i)] for i in pairs_i], dtype=np.int64)
-        b = np.array([where[int(j)] for j in pairs_j], dtype=np.int64)
-        both = np.array([crops[x] is not None and crops[y] is not None for x, y in zip(a, b, strict=True)])
-        if both.any():
-            cosine[both] = np.einsum("kd,kd->k", vectors[a[both]], vectors[b[both]])
-            ncc[both] = aligned_ncc(thumbs[a[both]], thumbs[b[both]])
-    return cosine, ncc
+    a, b = (np.searchsorted(involved, side) for side in sides)
+    found = np.array([crop is not None for crop in crops], dtype=bool)
+    both = found[a] & found[b]
+    if not both.any():
+        return cosine, ncc, (0, 0)
+    thumbs = np.zeros((len(crops), SIDE, SIDE), dtype=np.uint8)
+    for k in np.nonzero(found)[0]:
+        thumbs[k] = inner_thumbnail(crops[k])
+    ncc[both] = aligned_ncc(thumbs[a[both]], thumbs[b[both]])
+    with np.errstate(invalid="ignore"):
+        passed = both & (ncc >= needed)
+    if passed.any():
+        people = np.unique(np.concatenate([a[passed], b[passed]]))
+        where = (positions[0][involved], positions[1][involved])
+        vectors, reused = _face_vectors(people, crops, where, check, ctx, stored)
+        cosine[passed] = np.einsum("kd,kd->k", vectors[a[passed]], vectors[b[passed]])
+        return cosine, ncc, (len(people) - reused, reused)
+    return cosine, ncc, (0, 0)
+
+
+def _face_vectors(
+    people: np.ndarray,
+    crops: list[np.ndarray | None],
+    positions: tuple[np.ndarray, np.ndarray],
+    check: FaceCheck,
+    ctx: Any,
+    stored: StoredVectors | None,
+) -> tuple[np.ndarray, int]:
+    """Unit face vectors, one row per crop, filled for ``people`` (stored where usable, else embedded),
+    and how many were stored."""
+    from curate.embedders import get_embedder
+
+    embedder = ctx.resource(f"curate.embedder:{check.embedder}", lambda: get_embedder(check.embedder))
+    vectors = np.full((len(crops), embedder.dim), np.nan, dtype=np.float32)
+    todo, reused = people, 0
+    if stored is not None:
+        kept, usable = stored(positions[0][people], positions[1][people])
+        vectors[people[usable]] = kept[usable]
+        todo, reused = people[~usable], int(usable.sum())
+    if len(todo):
+        vectors[todo] = embedder.embed([crops[k] for k in todo.tolist()])
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12), reused
 
 
 def add_face_pairs(

@@ -42,7 +42,7 @@ from curate import manifest
 from curate.embedders import BUILTIN
 from curate.preflight import planned_descriptors, require_descriptors
 from curate.record import Status
-from curate.search.conflicts import FaceCheck, FaceEvidence, add_face_pairs, confirm
+from curate.search.conflicts import FaceCheck, FaceEvidence, StoredVectors, add_face_pairs, confirm
 from curate.search.pairs import Candidates, classify, find_candidates, verify
 from curate.search.rows import Participants, gather, rows_of
 from curate.search.verdicts import (
@@ -127,6 +127,8 @@ class DedupStage(GlobalStage):
                 "dedup_conflict_pairs": int(cross.sum()),
                 "dedup_face_candidate_pairs": int(by_face.sum()),
                 "dedup_unconfirmed_conflict_pairs": int(unconfirmed.sum()),
+                "dedup_face_vectors_embedded": faces.embedded if faces else 0,
+                "dedup_face_vectors_stored": faces.reused if faces else 0,
                 "dedup_review_rows": int(sum(values["needs_review"])),
                 "dedup_removed": sum(1 for s in status if s and s[0] is Status.DUPLICATE),
                 "dedup_conflicts": sum(1 for s in status if s and s[0] is Status.IDENTITY_CONFLICT),
@@ -181,4 +183,37 @@ class DedupStage(GlobalStage):
             config.conflict_min_face_ncc,
             config.conflict_borderline_min_face_ncc,
         )
-        return confirm((found.i, found.j), cross, duplicate, (p.shard, p.row), tables, check, ctx)
+        stored = self._stored_face_vectors(tables, ctx)
+        return confirm((found.i, found.j), cross, duplicate, (p.shard, p.row), tables, check, ctx, stored)
+
+    def _stored_face_vectors(self, tables: dict, ctx: StageContext) -> StoredVectors | None:
+        """The descriptor stage's vectors of the check's face model, where they embed the faces stage's crop.
+
+        describe embeds ``crop_path`` with the same model, so for a row whose face was detected the stored
+        vector is the one the check would compute; other rows (no crop, a whole image kept) are not usable.
+        """
+        config: DedupConfig = self.config
+        spec = config.confirm_conflicts_with
+        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
+        paths = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
+        if not paths or not all(path.exists() for path in paths):
+            return None
+
+        def lookup(shards: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            vectors: np.ndarray | None = None
+            usable = np.zeros(len(rows), dtype=bool)
+            for shard in np.unique(shards).tolist():
+                at = np.nonzero(shards == shard)[0]
+                table, wanted = tables[shard], rows[at].tolist()
+                part = rows_of(ctx, config, name, shard, table.num_rows, wanted).astype(np.float32)
+                if vectors is None:
+                    vectors = np.zeros((len(rows), part.shape[1]), dtype=np.float32)
+                vectors[at] = part
+                if {"face_source", "crop_path"} <= set(table.column_names):
+                    source = table.column("face_source").take(wanted).to_pylist()
+                    crop = table.column("crop_path").take(wanted).to_pylist()
+                    detected = [s == "detected" and bool(c) for s, c in zip(source, crop, strict=True)]
+                    usable[at] = np.array(detected, dtype=bool) & part.any(axis=1)
+            return (vectors if vectors is not None else np.zeros((0, 0), np.float32)), usable
+
+        return lookup
