@@ -158,3 +158,52 @@ def test_centerface_retry_after_centerface_is_refused():
     with pytest.raises(ConfigError) as error:
         build_config(FacesConfig, {"detector": "centerface", "retry_detector": "centerface"})
     assert error.value.key == "retry_detector"
+
+
+def _recompressed(rgb: np.ndarray, factor: float, quality: int) -> np.ndarray:
+    """A copy of one photo: cropped 3 % a side, resized by ``factor``, JPEG at ``quality``."""
+    import io
+
+    picture = Image.fromarray(rgb)
+    w, h = picture.size
+    picture = picture.crop((w * 3 // 100, h * 3 // 100, w - w * 3 // 100, h - h * 3 // 100))
+    picture = picture.resize((round(picture.width * factor), round(picture.height * factor)))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def test_dlib_landmarks_steady_the_crops_of_copies_and_profiles_keep_centerface_points(data_dir, models):
+    from curate.search.conflicts import inner_thumbnail
+    from curate.search.verify import aligned_ncc
+
+    own = FaceAligner("centerface", models=models)
+    steady = FaceAligner("centerface", models=models, dlib_landmarks_max_yaw=60.0)
+
+    def crop(aligner: FaceAligner, rgb: np.ndarray) -> np.ndarray:
+        face = aligner.best_face(aligner.detect(rgb), rgb.shape)
+        assert face is not None
+        return aligner.align(rgb, face)
+
+    def face_ncc(aligner: FaceAligner, first: np.ndarray, second: np.ndarray) -> float:
+        thumbs = [inner_thumbnail(crop(aligner, x))[None] for x in (first, second)]
+        return float(aligned_ncc(*thumbs)[0])
+
+    worst = {"own": 1.0, "steady": 1.0}
+    for identity in IDENTITIES:
+        original = image(data_dir, identity, "frontal", 1)
+        for factor, quality in ((0.6, 25), (1.5, 35)):
+            copy = _recompressed(original, factor, quality)
+            worst["own"] = min(worst["own"], face_ncc(own, original, copy))
+            worst["steady"] = min(worst["steady"], face_ncc(steady, original, copy))
+    # the faces of one photo line up on dlib's points (the conflict check's face NCC bar is 0.88)
+    assert worst["steady"] >= 0.9 and worst["steady"] > worst["own"] + 0.03, worst
+    kept = 0  # profiles turned 60 degrees or more keep CenterFace's own points
+    for identity in IDENTITIES:
+        for number in (1, 2, 3, 4):
+            rgb = image(data_dir, identity, "profile", number)
+            mine, theirs = steady.detect(rgb), own.detect(rgb)
+            if theirs and abs(yaw_from_landmarks(theirs[0].landmarks)) >= 60.0:
+                np.testing.assert_array_equal(mine[0].landmarks, theirs[0].landmarks)
+                kept += 1
+    assert kept >= 3

@@ -23,6 +23,7 @@ class AlignerSettings(Protocol):
     retry_detector: DetectorKind | str | None
     retry_upsample: int
     retry_max_side: int
+    dlib_landmarks_max_yaw: float
 
 
 def make_aligner(config: AlignerSettings, models: FaceModels | None = None) -> FaceAligner:
@@ -39,5 +40,6 @@ def make_aligner(config: AlignerSettings, models: FaceModels | None = None) -> F
         retry_detector=None if config.retry_detector is None else DetectorKind(config.retry_detector).value,
         retry_upsample=config.retry_upsample,
         retry_max_side=config.retry_max_side,
+        dlib_landmarks_max_yaw=config.dlib_landmarks_max_yaw,
         models=models,
     )

@@ -26,7 +26,7 @@ from PIL import Image
 
 from curate.constants import DEFAULT_MAX_SIDE, DEFAULT_RETRY_MAX_SIDE, DetectorKind
 from curate.faces.centerface import to_dlib_points
-from curate.faces.quality import face_size
+from curate.faces.quality import face_size, yaw_from_landmarks
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,13 @@ class FaceAligner:
     ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP, ``retry_detector="cnn"``
     after HOG finds nearly every face that HOG misses, at the CNN's cost on the misses only; CenterFace
     alone finds as many, faster (see ``bench/results/faces.md``).
+    ``dlib_landmarks_max_yaw``: CenterFace's points move towards those of dlib's 5-point predictor, placed
+    in CenterFace's box, by a weight that is 1 for faces turned (by CenterFace's points) less than half
+    this many degrees and falls linearly to 0 at it; 0 keeps CenterFace's points. CenterFace's points are
+    regressed on a stride-4 map and jitter by a few pixels between copies of one photo, which turns the
+    aligned crop of a copy (so its hashes and face NCC) away from the original's; dlib's predictor does
+    not, but it is made for frontal faces, so profiles keep CenterFace's. The blend keeps the points
+    continuous in the yaw, so two copies either side of a threshold are not aligned two different ways.
     """
 
     def __init__(
@@ -157,6 +164,7 @@ class FaceAligner:
         retry_detector: str | None = None,
         retry_upsample: int = 0,
         retry_max_side: int = DEFAULT_RETRY_MAX_SIDE,
+        dlib_landmarks_max_yaw: float = 0.0,
         models: FaceModels | None = None,
     ) -> None:
         self.passes = [DetectionPass(DetectorKind(detector), upsample, max_side)]
@@ -164,6 +172,7 @@ class FaceAligner:
             self.passes.append(DetectionPass(DetectorKind(retry_detector), retry_upsample, retry_max_side))
         self.crop_size = crop_size
         self.padding = padding
+        self.dlib_landmarks_max_yaw = dlib_landmarks_max_yaw
         kinds = list(dict.fromkeys(how.kind for how in self.passes))
         if models is None:
             models = load_models(*kinds)
@@ -207,11 +216,20 @@ class FaceAligner:
                 break
         faces = []
         for box, score, points in sorted(found, key=lambda item: -item[1]):
-            if points is None:
+            weight = 1.0 if points is None else self._dlib_weight(points)
+            if weight > 0:
                 shape = self.models.predictor(rgb, dlib.rectangle(*box))
-                points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
-            faces.append(DetectedFace(box=box, score=float(score), landmarks=points))
+                placed = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+                points = placed if points is None else weight * placed + (1 - weight) * points
+            faces.append(DetectedFace(box=box, score=float(score), landmarks=points.astype(np.float32)))
         return faces
+
+    def _dlib_weight(self, points: np.ndarray) -> float:
+        """How far a detector's own points move to dlib's predictor's (``dlib_landmarks_max_yaw``)."""
+        limit = self.dlib_landmarks_max_yaw
+        if limit <= 0:
+            return 0.0
+        return float(np.clip((limit - abs(yaw_from_landmarks(points))) / (limit / 2), 0.0, 1.0))
 
     def align(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
         """The face rotated upright and scaled so the landmarks sit where dlib's face chips put them."""

@@ -27,6 +27,14 @@ class FacesConfig:
     retry_max_side: int = setting(
         DEFAULT_RETRY_MAX_SIDE, help="longest side the second pass sees (0 = any)", unit="pixels", min=0
     )
+    dlib_landmarks_max_yaw: float = setting(
+        60.0,
+        help="centerface: faces turned under half this get dlib's 5 landmarks in CenterFace's box, "
+        "blending to CenterFace's own at it (steadier crops of copies; 0 = off)",
+        unit="degrees",
+        min=0.0,
+        max=90.0,
+    )
     crop_size: int = setting(
         150,
         help="side of the aligned crop (150 with padding 0.25 suits dlib)",
