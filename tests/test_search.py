@@ -192,10 +192,11 @@ def brute_force_ncc(a: np.ndarray, b: np.ndarray) -> float:
     """Best NCC over every pair of x and y warps, both directions (the search coordinate ascent shortcuts)."""
     from curate.search import verify
 
-    dense = np.zeros((len(verify.LEFT), 32, 32), np.float32)
-    for k in range(len(verify.LEFT)):
-        np.add.at(dense[k], (np.arange(32), verify.LEFT[k]), 1 - verify.WEIGHT[k])
-        np.add.at(dense[k], (np.arange(32), verify.RIGHT[k]), verify.WEIGHT[k])
+    warps = verify.warps(32)
+    dense = np.zeros((len(warps.left), 32, 32), np.float32)
+    for k in range(len(warps.left)):
+        np.add.at(dense[k], (np.arange(32), warps.left[k]), 1 - warps.weight[k])
+        np.add.at(dense[k], (np.arange(32), warps.right[k]), warps.weight[k])
     best = -1.0
     for x, y in ((a, b), (b, a)):
         warped = np.einsum("kyv,vw,lzw->klyz", dense, x, dense).reshape(-1, 1024)
