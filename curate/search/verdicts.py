@@ -74,7 +74,6 @@ def mark_reviews(found: Candidates, pending: np.ndarray, p: Participants, values
 def mark_conflicts(
     found: Candidates,
     duplicate: np.ndarray,
-    review: np.ndarray,
     across: np.ndarray,
     faces: FaceEvidence | None,
     p: Participants,
@@ -82,13 +81,14 @@ def mark_conflicts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mark cross-identity pairs ``identity_conflict``; return the (conflict, unconfirmed) pair masks.
 
-    Without face evidence the descriptors decide, as within an identity. With it the face decides: a
-    confirmed review pair is a conflict too, an unconfirmed duplicate is not (it goes to review).
+    Without face evidence the descriptors decide, as within an identity. With it the face decides: every
+    checked pair it confirms is a conflict (a review pair, or a pair the face vectors added), an
+    unconfirmed duplicate is not (it goes to review).
     """
     if faces is None:
         cross, unconfirmed = duplicate & across, np.zeros(len(found), bool)
     else:
-        cross = across & (duplicate | review) & faces.confirmed
+        cross = across & faces.confirmed
         unconfirmed = duplicate & across & ~faces.confirmed
     for row, other, scores in _best_partners(found, cross, p, faces.describe if faces else None):
         status[row] = (

@@ -113,8 +113,8 @@ class DedupStage(GlobalStage):
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = mark_clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
         across = ~same if config.across_identities else np.zeros(len(found), bool)
-        faces = self._face_check(found, across & (duplicate | review), duplicate, p, tables, ctx)
-        cross, unconfirmed = mark_conflicts(found, duplicate, review, across, faces, p, status)
+        faces = self._face_check(found, across & (duplicate | review | by_face), duplicate, p, tables, ctx)
+        cross, unconfirmed = mark_conflicts(found, duplicate, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
         mark_reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
         unconfirmed_reviews(found, unconfirmed, faces, p, values)
@@ -143,8 +143,10 @@ class DedupStage(GlobalStage):
     ) -> tuple[Candidates, np.ndarray]:
         """Add cross-identity pairs by the face model's vectors when the descriptor stage wrote them.
 
-        Only with verification on: these pairs then need the whole-image evidence of any borderline pair
-        (aligned thumbnail NCC in the review band or above) before the faces are compared.
+        Only with verification on. These pairs go to the face check whatever their whole-image scores: on
+        aligned crops of loosely framed photos the padding runs off the picture, and a cropped copy fills
+        it differently from its original, so the whole-crop thumbnails of one photo can disagree while
+        the inner faces agree.
         """
         config: DedupConfig = self.config
         spec = config.confirm_conflicts_with
