@@ -30,6 +30,7 @@ from PIL import Image
 from curate.constants import HASH_BITS as HASH_BITS  # re-exported
 from curate.constants import HASH_KINDS as HASH_KINDS  # re-exported
 from curate.constants import SQUARE_MAX_SIDE
+from curate.resample import grey_batch, lanczos_batch
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,14 @@ def square_bytes(image: Image.Image, *, max_side: int = SQUARE_MAX_SIDE, trim: b
 
 def square_from_bytes(data: bytes) -> Image.Image:
     """The RGB square stored by :func:`square_bytes`."""
+    return Image.fromarray(square_array(data))
+
+
+def square_array(data: bytes) -> np.ndarray:
+    """The square stored by :func:`square_bytes` as a read-only (side, side, 3) uint8 array (no copy)."""
     if len(data) != SQUARE_BYTES:
         raise ValueError(f"a stored square has {SQUARE_BYTES} bytes, not {len(data)}")
-    return Image.frombytes("RGB", (SQUARE_SIDE, SQUARE_SIDE), data)
+    return np.frombuffer(data, dtype=np.uint8).reshape(SQUARE_SIDE, SQUARE_SIDE, 3)
 
 
 def _grey(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:
@@ -103,14 +109,17 @@ def _phash_bits(grey32: np.ndarray) -> np.ndarray:
     return low > np.median(low, axis=1, keepdims=True)
 
 
+def _dhash_bits(grey98: np.ndarray) -> np.ndarray:
+    """dHash of (n, 8, 9) grey images: is each pixel brighter than its left neighbour."""
+    return (grey98[:, :, 1:] > grey98[:, :, :-1]).reshape(len(grey98), -1)
+
+
 def hash_bits(images: list[Image.Image], kind: str) -> np.ndarray:
     """(n, 64) booleans of ``kind`` for each image, row-major over imagehash's 8x8 hash."""
-    n = len(images)
     if kind == "phash":
         return _phash_bits(_grey(images, (32, 32)))
-    if kind == "dhash":  # 9x8 grey, is each pixel brighter than its left neighbour
-        grey = _grey(images, (9, 8))
-        return (grey[:, :, 1:] > grey[:, :, :-1]).reshape(n, -1)
+    if kind == "dhash":
+        return _dhash_bits(_grey(images, (9, 8)))
     function = {"ahash": imagehash.average_hash, "whash": imagehash.whash}[kind]
     return np.stack([np.asarray(function(im).hash, dtype=bool).reshape(-1) for im in images])
 
@@ -128,25 +137,31 @@ def _packed(bits: np.ndarray) -> tuple[list[str], list[int]]:
 
 
 def hashes_and_thumbnails(
-    images: list[Image.Image], kinds: Sequence[str], with_thumbnails: bool
+    squares: np.ndarray | Sequence[Image.Image], kinds: Sequence[str], with_thumbnails: bool
 ) -> tuple[dict[str, tuple[list[str], list[int]]], np.ndarray | None]:
-    """:func:`hash_images` for every kind and :func:`thumbnails`, each grey conversion done once per image.
+    """:func:`hash_images` for every kind and :func:`thumbnails` of a batch of same-sized RGB squares.
 
-    The same values as calling them one by one (pHash reads the very 32x32 thumbnail that is stored).
+    ``squares``: (n, side, side, 3) uint8, or RGB images of one size. The grey conversion and the Lanczos
+    resizes of pHash, dHash and the thumbnails run for the whole batch at once in numpy
+    (:mod:`curate.resample`), with the very values Pillow gives one image at a time; pHash reads the very
+    32x32 thumbnail that is stored. aHash and wHash go through imagehash per image.
     """
-    greys = [im.convert("L") for im in images]
-    grey32 = _grey(greys, (32, 32)) if greys and ("phash" in kinds or with_thumbnails) else None
+    if not len(squares):
+        empty = np.zeros((0, 32, 32), dtype=np.uint8) if with_thumbnails else None
+        return {kind: ([], []) for kind in kinds}, empty
+    if not isinstance(squares, np.ndarray):
+        squares = np.stack([np.asarray(im) for im in squares])
+    greys = grey_batch(squares)
+    grey32 = lanczos_batch(greys, (32, 32)) if "phash" in kinds or with_thumbnails else None
     hashes = {}
     for kind in kinds:
-        if not greys:
-            hashes[kind] = ([], [])
-        elif kind == "phash" and grey32 is not None:
+        if kind == "phash" and grey32 is not None:
             hashes[kind] = _packed(_phash_bits(grey32))
+        elif kind == "dhash":
+            hashes[kind] = _packed(_dhash_bits(lanczos_batch(greys, (9, 8))))
         else:
-            hashes[kind] = _packed(hash_bits(greys, kind))
-    if not with_thumbnails:
-        return hashes, None
-    return hashes, grey32 if grey32 is not None else np.zeros((0, 32, 32), dtype=np.uint8)
+            hashes[kind] = _packed(hash_bits([Image.fromarray(grey) for grey in greys], kind))
+    return hashes, grey32 if with_thumbnails else None
 
 
 def hex_to_code(hex_string: str) -> int:

@@ -53,7 +53,7 @@ from curate.hashing import (
     hashes_and_thumbnails,
     resized,
     shrink,
-    square_from_bytes,
+    square_array,
 )
 from curate.preflight import input_columns, vector_name
 from curate.record import Status
@@ -140,14 +140,14 @@ class DescribeStage(ShardStage):
 
     def square(
         self, source: str | None, stored: bytes | None
-    ) -> tuple[Image.Image | None, Image.Image | None, Status, str]:
-        """(64x64 square, shrunk image or None when the stored square was used, status, reason)."""
+    ) -> tuple[np.ndarray | None, Image.Image | None, Status, str]:
+        """(64x64x3 uint8 square, shrunk image or None when the stored square was used, status, reason)."""
         if stored is not None:
-            return square_from_bytes(stored), None, Status.OK, ""
+            return square_array(stored), None, Status.OK, ""
         image, reduced, status, reason = self.read(source, SQUARE_DECODE_SIDE)
         if image is None:
             return None, None, status, reason
-        square = describe_square(image, trim=self.config.trim_borders)
+        square = np.asarray(describe_square(image, trim=self.config.trim_borders))
         if reduced and set(self.config.embedders) - {"handcrafted"}:  # a face model reads every pixel
             image, _, status, reason = self.read(source)
         return square, image, status, reason
@@ -155,22 +155,27 @@ class DescribeStage(ShardStage):
     def describe_batch(
         self,
         batch_rows: list[int],
-        smalls: list[Image.Image],
+        smalls: list[np.ndarray],
         images: list[Image.Image | None],
         embedders: list[Embedder],
         columns: dict[str, list[Any]],
         vectors: dict[str, np.ndarray],
     ) -> None:
-        """Hashes, thumbnails and embeddings of one batch, written into ``columns`` and ``vectors``."""
-        hashes, thumbs = hashes_and_thumbnails(smalls, self.config.hashes, self.config.thumbnails)
+        """Hashes, thumbnails and embeddings of one batch, written into ``columns`` and ``vectors``.
+
+        The squares are stacked once; the hashes, the thumbnails and the handcrafted embedding are computed
+        for the whole stack at once (the same values as one square at a time).
+        """
+        squares = np.stack(smalls)
+        hashes, thumbs = hashes_and_thumbnails(squares, self.config.hashes, self.config.thumbnails)
         for kind, (hexes, codes) in hashes.items():
             for row, hex_string, code in zip(batch_rows, hexes, codes, strict=True):
                 columns[kind][row], columns[f"{kind}_code"][row] = hex_string, code
         if thumbs is not None:
             vectors[THUMBNAILS][batch_rows] = thumbs.reshape(len(batch_rows), -1)
         for embedder in embedders:
-            if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed square
-                arrays = [np.asarray(small) for small in smalls]
+            if embedder.name == "handcrafted":  # a near-duplicate descriptor: the trimmed squares
+                arrays: list[np.ndarray] | np.ndarray = squares
             else:  # a face model: the crop as the faces stage aligned it (never a stored square)
                 side = embedder.input_size
                 arrays = [np.asarray(resized(image, side)) for image in images if image is not None]
