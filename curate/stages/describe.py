@@ -26,7 +26,8 @@ a face crop is described from that stored 64x64 square instead of decoding its f
 the very ones decoding would give (the same function made the square from the same decoded image), so
 this is used only when it cannot change them: ``max_side`` and ``trim_borders`` at their defaults (the
 settings collect made the squares with) and only the handcrafted embedder, which reads the square (a face
-model needs the whole image). Otherwise the file is decoded as usual.
+model needs the whole image). Otherwise the file is decoded as usual. describe's own manifest leaves the
+``square`` column out: it served describe, and no later stage reads it.
 """
 
 from __future__ import annotations
@@ -216,6 +217,8 @@ class DescribeStage(ShardStage):
                 self.describe_batch(batch_rows, smalls, images, embedders, columns, vectors)
             ctx.progress(min(start + config.batch_size, len(rows)), len(rows))
         table = record.add_columns(table, columns, COLUMNS)
+        if SQUARE_COLUMN in table.column_names:  # described: later stages need not carry 12 KB a row
+            table = table.drop_columns([SQUARE_COLUMN])
         for status, (failed_rows, reasons) in failed.items():
             table = record.set_status(table, failed_rows, status, reasons)
         for name, array in vectors.items():
