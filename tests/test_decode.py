@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from curate.decode import (
     DEFAULT_MAX_PIXELS,
@@ -140,6 +140,25 @@ def test_exif_orientation_is_applied() -> None:
     shown = pixels(decoded)
     assert shown[4, 35, 0] > 200 and shown[4, 35, 2] < 60  # red moved to the top-right
     assert shown[4, 4, 2] > 200 and shown[4, 4, 0] < 60
+
+
+def test_every_exif_orientation_gives_pillows_transposed_pixels() -> None:
+    """The decoded image is the opened one turned in place (no copy): the very pixels and size that
+    ``ImageOps.exif_transpose`` gives, for all eight orientations, at full and at reduced scale."""
+    stored = Image.fromarray(np.random.default_rng(6).integers(0, 256, (300, 420, 3), dtype=np.uint8))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        data = encode(stored, "JPEG", exif=exif.tobytes(), quality=90)
+        for reduce_to in (0, 128):
+            decoded = decode_bytes(data, reduce_to=reduce_to)
+            with Image.open(io.BytesIO(data)) as opened:
+                if reduce_to:
+                    opened.draft("RGB", (reduce_to, reduce_to))
+                expected = np.asarray(ImageOps.exif_transpose(opened))
+            assert np.array_equal(pixels(decoded), expected), (orientation, reduce_to)
+            turned = orientation >= 5
+            assert (decoded.width, decoded.height) == ((300, 420) if turned else (420, 300))
 
 
 def test_cmyk_jpeg_becomes_rgb() -> None:
