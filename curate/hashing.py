@@ -2,7 +2,8 @@
 
 pHash and dHash are computed here in batches with numpy, bit for bit as imagehash computes them (tests
 compare), so a worker never imports scipy (0.8 s per process) and a batch costs little; aHash and wHash
-call imagehash.
+call imagehash. For describe's batch of same-sized squares (:func:`hashes_and_thumbnails`) the grey
+conversion and the Lanczos resizes run in numpy too (:mod:`curate.resample`, Pillow's values exactly).
 
 Bit order of a packed code: the 8x8 boolean hash is flattened row-major and the hex string (as imagehash
 writes it) puts the first element in the most significant bit. The ``*_code`` int64 is that same 64-bit
