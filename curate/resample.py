@@ -78,6 +78,7 @@ def lanczos_weights(in_size: int, out_size: int) -> np.ndarray:
             weights = [weight / total for weight in weights]
         one = float(1 << _PRECISION_BITS)
         matrix[out, first : first + count] = [int(w * one + (-0.5 if w < 0 else 0.5)) for w in weights]
+    matrix.flags.writeable = False  # cached and shared
     return matrix
 
 
