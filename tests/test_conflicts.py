@@ -118,3 +118,20 @@ def test_face_vectors_add_cross_identity_candidates_only() -> None:
     ]  # (1, 3): one identity
     assert added.tolist() == [False, True]
     assert merged.bits.tolist() == [3, 3] and merged.cosine[1] == 0.0 and np.isnan(merged.ncc[1])
+
+
+def test_face_vectors_mark_pairs_already_found_without_repeating_them() -> None:
+    found = Candidates(
+        np.array([0, 1]),
+        np.array([2, 3]),
+        np.array([0.5, 0.5], np.float32),
+        np.array([9, 9]),
+        np.full(2, np.nan, np.float32),
+    )
+    faces = np.array([[1, 0, 0], [0, 1, 0], [0.99, 0.1, 0], [0, 0.99, 0.1]], dtype=np.float32)
+    identities = np.array(["ann", "bob", "cid", "bob"], dtype=object)
+    codes = [np.zeros(4, dtype=np.int64)]
+    merged, by_face = add_face_pairs(found, faces, identities, 0.95, codes, None)
+    # (0, 2) is already a candidate (say, a hash pair whose whole-crop thumbnails disagree): it is marked
+    # for the face check, not added again; (1, 3) is one identity
+    assert len(merged) == 2 and by_face.tolist() == [True, False]

@@ -261,24 +261,27 @@ def add_face_pairs(
     vectors: np.ndarray | None,
     **search: Any,
 ) -> tuple[Candidates, np.ndarray]:
-    """``found`` plus cross-identity pairs whose face vectors reach ``min_face_cosine``; a mask of those.
+    """``found`` plus cross-identity pairs whose face vectors reach ``min_face_cosine``; a mask of all
+    such pairs, the ones already in ``found`` included.
 
     The added pairs get every descriptor score computed exactly, like the others; pairs already in
     ``found`` are not repeated.
     """
     unit = face_vectors / np.maximum(np.linalg.norm(face_vectors, axis=1, keepdims=True), 1e-12)
     close = similar_pairs(unit, min_face_cosine, **search) if len(unit) >= 2 else None
+    by_face = np.zeros(len(found), bool)
     if close is None or len(close.i) == 0:
-        return found, np.zeros(len(found), bool)
+        return found, by_face
     cross = identities[close.i] != identities[close.j]
-    known = set(zip(found.i.tolist(), found.j.tolist(), strict=True))
-    new = [
-        (a, b)
-        for a, b in zip(close.i[cross].tolist(), close.j[cross].tolist(), strict=True)
-        if (a, b) not in known
-    ]
+    known = {pair: k for k, pair in enumerate(zip(found.i.tolist(), found.j.tolist(), strict=True))}
+    new = []
+    for pair in zip(close.i[cross].tolist(), close.j[cross].tolist(), strict=True):
+        if pair in known:
+            by_face[known[pair]] = True
+        else:
+            new.append(pair)
     if not new:
-        return found, np.zeros(len(found), bool)
+        return found, by_face
     i, j = (np.array(side, dtype=np.int64) for side in zip(*new, strict=True))
     cosine = np.full(len(i), np.nan, dtype=np.float32)
     if vectors is not None:
@@ -294,4 +297,4 @@ def add_face_pairs(
         np.concatenate([found.ncc, np.full(len(i), np.nan, dtype=np.float32)]),
     )
     logger.info("face vectors added %d cross-identity candidate pairs", len(i))
-    return merged, np.arange(len(merged)) >= len(found)
+    return merged, np.concatenate([by_face, np.ones(len(i), bool)])
