@@ -54,6 +54,15 @@ class FaceCheck:
     min_face_cosine: float = 0.95
     min_face_ncc: float = 0.88  # for pairs the whole-image descriptors call duplicates
     borderline_min_face_ncc: float = 0.92  # for pairs they only put in review: less outside evidence
+    face_only_min_face_ncc: float = 0.95  # for pairs only the face vectors found: none
+
+    def ncc_bars(self, duplicate: np.ndarray, review: np.ndarray) -> np.ndarray:
+        """The face NCC each pair needs: the less the whole images agree, the higher the bar."""
+        return np.where(
+            duplicate,
+            self.min_face_ncc,
+            np.where(review, self.borderline_min_face_ncc, self.face_only_min_face_ncc),
+        )
 
 
 @dataclass
@@ -152,7 +161,7 @@ are the check's own embedding of the faces stage's crop."""
 def confirm(
     pairs: tuple[np.ndarray, np.ndarray],
     mask: np.ndarray,
-    duplicate: np.ndarray,
+    support: tuple[np.ndarray, np.ndarray],
     positions: tuple[np.ndarray, np.ndarray],
     tables: dict[int, pa.Table],
     check: FaceCheck,
@@ -161,14 +170,15 @@ def confirm(
 ) -> FaceEvidence:
     """Face evidence for the candidate pairs in ``mask`` (participant indices ``pairs``); NaN elsewhere.
 
-    ``duplicate`` marks the pairs the descriptors call duplicates (the others need the borderline NCC).
+    ``support`` holds the masks of the pairs the descriptors call duplicates and put in review; the others
+    were found by the face vectors alone. Each kind needs its own face NCC (:meth:`FaceCheck.ncc_bars`).
     ``positions`` holds each participant's (shard, row) in ``tables``. Only the participants of the masked
     pairs are read and compared; the cheap inner-face NCC goes first and only the pairs that pass it are
     embedded (a pair failing it cannot be confirmed), with ``stored`` vectors used where they exist.
     """
     cosine = np.full(len(mask), np.nan, dtype=np.float32)
     ncc = np.full(len(mask), np.nan, dtype=np.float32)
-    needed = np.where(duplicate, check.min_face_ncc, check.borderline_min_face_ncc)
+    needed = check.ncc_bars(*support)
     chosen = np.nonzero(mask)[0]
     counts = (0, 0)
     if len(chosen):

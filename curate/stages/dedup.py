@@ -113,7 +113,8 @@ class DedupStage(GlobalStage):
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = mark_clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
         across = ~same if config.across_identities else np.zeros(len(found), bool)
-        faces = self._face_check(found, across & (duplicate | review | by_face), duplicate, p, tables, ctx)
+        checked = across & (duplicate | review | by_face)
+        faces = self._face_check(found, checked, (duplicate, review), p, tables, ctx)
         cross, unconfirmed = mark_conflicts(found, duplicate, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
         mark_reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
@@ -170,12 +171,13 @@ class DedupStage(GlobalStage):
         self,
         found: Candidates,
         cross: np.ndarray,
-        duplicate: np.ndarray,
+        support: tuple[np.ndarray, np.ndarray],
         p: Participants,
         tables: dict,
         ctx: StageContext,
     ) -> FaceEvidence | None:
-        """Face evidence for the cross-identity candidates in ``cross``; None when the check is off."""
+        """Face evidence for the cross-identity candidates in ``cross`` (``support``: the descriptors'
+        duplicate and review masks); None when the check is off."""
         config: DedupConfig = self.config
         if not config.confirm_conflicts_with:
             return None
@@ -184,9 +186,10 @@ class DedupStage(GlobalStage):
             config.conflict_min_face_cosine,
             config.conflict_min_face_ncc,
             config.conflict_borderline_min_face_ncc,
+            config.conflict_face_only_min_face_ncc,
         )
         stored = self._stored_face_vectors(tables, ctx)
-        return confirm((found.i, found.j), cross, duplicate, (p.shard, p.row), tables, check, ctx, stored)
+        return confirm((found.i, found.j), cross, support, (p.shard, p.row), tables, check, ctx, stored)
 
     def _stored_face_vectors(self, tables: dict, ctx: StageContext) -> StoredVectors | None:
         """The descriptor stage's vectors of the check's face model, where they embed the faces stage's crop.

@@ -62,6 +62,9 @@ class DedupConfig:
     conflict_borderline_min_face_ncc: float = setting(
         0.92, help="the same for pairs the descriptors only put in review", min=-1.0, max=1.0
     )
+    conflict_face_only_min_face_ncc: float = setting(
+        0.95, help="the same for pairs only the face vectors found", min=-1.0, max=1.0
+    )
     index: IndexKind = setting(IndexKind.FLAT, help="flat (exact) or ivf (approximate, for very large sets)")
     nprobe: int = setting(16, help="IVF lists visited per query", unit="lists", min=1)
     use_gpu: bool | None = setting(None, help="search on a GPU (none: when faiss sees one)")
