@@ -30,7 +30,7 @@ import conflictset  # noqa: E402
 from curate.decode import load_rgb  # noqa: E402
 from curate.embedders import get_embedder  # noqa: E402
 from curate.faces import FaceAligner, load_models  # noqa: E402
-from curate.search.conflicts import inner_thumbnail  # noqa: E402
+from curate.search.face_crops import inner_thumbnail  # noqa: E402
 from curate.search.verify import aligned_ncc  # noqa: E402
 
 

@@ -174,7 +174,7 @@ def _recompressed(rgb: np.ndarray, factor: float, quality: int) -> np.ndarray:
 
 
 def test_dlib_landmarks_steady_the_crops_of_copies_and_profiles_keep_centerface_points(data_dir, models):
-    from curate.search.conflicts import inner_thumbnail
+    from curate.search.face_crops import inner_thumbnail
     from curate.search.verify import aligned_ncc
 
     own = FaceAligner("centerface", models=models)

@@ -144,13 +144,9 @@ class FaceAligner:
     ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP, ``retry_detector="cnn"``
     after HOG finds nearly every face that HOG misses, at the CNN's cost on the misses only; CenterFace
     alone finds as many, faster (see ``bench/results/faces.md``).
-    ``dlib_landmarks_max_yaw``: CenterFace's points move towards those of dlib's 5-point predictor, placed
-    in CenterFace's box, by a weight that is 1 for faces turned (by CenterFace's points) less than half
-    this many degrees and falls linearly to 0 at it; 0 keeps CenterFace's points. CenterFace's points are
-    regressed on a stride-4 map and jitter by a few pixels between copies of one photo, which turns the
-    aligned crop of a copy (so its hashes and face NCC) away from the original's; dlib's predictor does
-    not, but it is made for frontal faces, so profiles keep CenterFace's. The blend keeps the points
-    continuous in the yaw, so two copies either side of a threshold are not aligned two different ways.
+    ``dlib_landmarks_max_yaw``: CenterFace's points (which jitter between copies of one photo) move to
+    dlib's predictor's, placed in CenterFace's box, with weight 1 under half this yaw, falling linearly to
+    0 at it (profiles keep CenterFace's; a blend, so copies either side of a threshold still align alike).
     """
 
     def __init__(
