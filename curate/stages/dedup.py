@@ -150,11 +150,8 @@ class DedupStage(GlobalStage):
         the inner faces agree.
         """
         config: DedupConfig = self.config
-        spec = config.confirm_conflicts_with
-        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
-        stored = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
-        wanted = spec and config.across_identities and p.thumbnails is not None
-        if not wanted or not stored or not all(x.exists() for x in stored):
+        name = self._stored_face_name(tables, ctx)
+        if name is None or not config.across_identities or p.thumbnails is None:
             return found, np.zeros(len(found), bool)
         parts = [
             rows_of(ctx, config, name, shard, tables[shard].num_rows, p.row[p.shard == shard].tolist())
@@ -191,6 +188,16 @@ class DedupStage(GlobalStage):
         stored = self._stored_face_vectors(tables, ctx)
         return confirm((found.i, found.j), cross, support, (p.shard, p.row), tables, check, ctx, stored)
 
+    def _stored_face_name(self, tables: dict, ctx: StageContext) -> str | None:
+        """The vector name of the check's face model when the descriptor stage wrote it for every shard."""
+        config: DedupConfig = self.config
+        spec = config.confirm_conflicts_with
+        if not spec or not tables:
+            return None
+        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
+        paths = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
+        return name if all(path.exists() for path in paths) else None
+
     def _stored_face_vectors(self, tables: dict, ctx: StageContext) -> StoredVectors | None:
         """The descriptor stage's vectors of the check's face model, where they embed the faces stage's crop.
 
@@ -198,10 +205,8 @@ class DedupStage(GlobalStage):
         vector is the one the check would compute; other rows (no crop, a whole image kept) are not usable.
         """
         config: DedupConfig = self.config
-        spec = config.confirm_conflicts_with
-        name = spec if spec in BUILTIN else f"model:{Path(spec).name}"
-        paths = [manifest.vectors_path(ctx.workdir, config.descriptor_stage, name, s) for s in tables]
-        if not paths or not all(path.exists() for path in paths):
+        name = self._stored_face_name(tables, ctx)
+        if name is None:
             return None
 
         def lookup(shards: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
