@@ -42,8 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from curate.faces import DetectorKind, FaceAligner, load_models, yaw_from_landmarks  # noqa: E402
+from curate.faces.arrays import shrink  # noqa: E402
 from curate.faces.centerface import CenterFace, RawFace, fit_dlib_map, to_dlib_points  # noqa: E402
-from curate.faces.detect import DetectedFace, shrink  # noqa: E402
+from curate.faces.detect import DetectedFace  # noqa: E402
 from curate.faces.quality import face_size  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from curate.config import build_config  # noqa: E402
 from curate.faces import load_models  # noqa: E402
-from curate.faces.detect import shrink  # noqa: E402
+from curate.faces.arrays import shrink  # noqa: E402
 from curate.record import BASE_COLUMNS, Status  # noqa: E402
 from curate.stage import local_context  # noqa: E402
 from curate.stages.faces import FacesStage  # noqa: E402

@@ -16,25 +16,21 @@ transparency are composited onto white; 16-bit and float greyscale are rescaled 
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
-import os
-import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from curate.constants import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from curate.constants import DEFAULT_MAX_PIXELS
 from curate.record import Status
+from curate.safe_read import read_file
 
 logger = logging.getLogger(__name__)
 
 # DEFAULT_MAX_PIXELS: largest width x height decoded (a 40 MP photo); larger headers are ``unsafe_input``.
-# DEFAULT_MAX_BYTES: largest file read into memory by :func:`read_file`; larger files are ``unsafe_input``.
 
 _BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
 
@@ -60,15 +56,6 @@ class Decoded:
     def ok(self) -> bool:
         """Did the bytes decode to an image?"""
         return self.status is Status.OK
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """The bytes of one file, or why there are none (``status`` is ``ok`` when ``data`` is set)."""
-
-    data: bytes | None
-    status: Status
-    reason: str
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -236,66 +223,6 @@ def scale_to_8bit(im: Image.Image) -> np.ndarray:
 def _explain(exc: BaseException) -> str:
     message = str(exc).strip()
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileRead:
-    """Read a regular file's bytes without ever raising or blocking.
-
-    Opens non-blocking, so a FIFO cannot hang the caller; anything but a regular file, an unreadable file
-    (``unreadable: permission denied``) or a file over ``max_bytes`` comes back with a status and reason.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        return FileRead(None, Status.FAILED_DECODE, _unreadable(exc))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return FileRead(None, Status.UNSAFE_INPUT, f"not a regular file ({_file_kind(info.st_mode)})")
-        if info.st_size > max_bytes:
-            reason = f"file too large: {info.st_size:,} bytes > limit {max_bytes:,}"
-            return FileRead(None, Status.UNSAFE_INPUT, reason)
-        data = _read_all(fd, max_bytes + 1)
-    except OSError as exc:
-        return FileRead(None, Status.FAILED_DECODE, _unreadable(exc))
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # the file grew after fstat
-        return FileRead(None, Status.UNSAFE_INPUT, f"file too large: over {max_bytes:,} bytes")
-    return FileRead(data, Status.OK, "")
-
-
-def _read_all(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = limit
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _unreadable(exc: OSError) -> str:
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "unreadable: permission denied"
-    if exc.errno == errno.ENOENT:
-        return "unreadable: file not found"
-    if exc.errno == errno.ELOOP:
-        return "unreadable: symlink loop"
-    return f"unreadable: {exc.strerror or exc}"
-
-
-def _file_kind(mode: int) -> str:
-    kinds: dict[Callable[[int], bool], str] = {
-        stat.S_ISDIR: "directory",
-        stat.S_ISFIFO: "named pipe",
-        stat.S_ISSOCK: "socket",
-        stat.S_ISCHR: "character device",
-        stat.S_ISBLK: "block device",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "special file")
 
 
 def load_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int = 0) -> Decoded:

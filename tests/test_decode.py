@@ -20,10 +20,10 @@ from curate.decode import (
     decode_bytes,
     describe_non_image,
     load_rgb,
-    read_file,
     sniff_format,
 )
 from curate.record import Status
+from curate.safe_read import read_file
 
 
 @pytest.fixture(scope="module")

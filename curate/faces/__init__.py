@@ -5,6 +5,7 @@ training images (the ``faces`` stage) and evaluation images.
 """
 
 from curate.faces.aligner import AlignerSettings, make_aligner
+from curate.faces.arrays import whole_image_crop
 from curate.faces.detect import (
     DEFAULT_MAX_SIDE,
     DEFAULT_RETRY_MAX_SIDE,
@@ -16,7 +17,6 @@ from curate.faces.detect import (
     FaceModels,
     aligned_crop_or_whole,
     load_models,
-    whole_image_crop,
 )
 from curate.faces.quality import face_size, laplacian_variance, yaw_from_landmarks
 

@@ -36,11 +36,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate import manifest, record
-from curate.decode import decode_bytes, read_file
+from curate.decode import decode_bytes
 from curate.errors import ConfigError
 from curate.hashing import SQUARE_COLUMN, SQUARE_DECODE_SIDE, square_bytes
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
+from curate.safe_read import read_file
 from curate.stage import ShardStage, StageContext
 from curate.stages.ingest_config import IngestConfig
 
