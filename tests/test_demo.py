@@ -9,7 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.demo import demo_pipeline_data
+from curate.demo import demo_pipeline_data, matching_epochs
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path):
@@ -42,6 +42,13 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     ) - sum(n for change, n in review["changed"].items() if change.startswith("ok->"))
     assert report["export"]["images"] == (final["status"] == "ok").sum()
     assert len(list((workdir / "export" / "images").rglob("*.png"))) == report["export"]["images"]
+    # both models get the same training budget in optimiser steps (the smaller curated set never trains less)
+    budgets = report["training"]
+    assert budgets["uncurated"]["epochs"] == 3 and budgets["curated"]["images"] == report["export"]["images"]
+    assert budgets["curated"]["images"] < budgets["uncurated"]["images"]
+    assert budgets["curated"]["epochs"] >= budgets["uncurated"]["epochs"]
+    per_epoch = budgets["curated"]["steps"] // budgets["curated"]["epochs"]
+    assert 0 <= budgets["curated"]["steps"] - budgets["uncurated"]["steps"] < per_epoch
     comparison = report["comparison"]
     assert "±" in comparison["sentence"] and comparison["sentence"] in " ".join(result.output.split())
     low, high = comparison["difference"]["ci95"]
@@ -54,3 +61,12 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     again = CliRunner().invoke(app, [*args, "--epochs", "3"])
     assert again.exit_code == 0, again.output
     assert json.loads((workdir / "report.json").read_text())["curation"] == curation
+
+
+def test_curated_model_trains_as_many_steps_as_the_uncurated_one():
+    # 585 images: batches of 64, 9 steps an epoch; 240 images: 3 steps an epoch
+    assert matching_epochs(12, 585, 240) == 36
+    assert matching_epochs(12, 585, 585) == 12
+    assert matching_epochs(12, 585, 200) == 36  # 3 steps an epoch: 108 steps exactly
+    assert matching_epochs(12, 585, 150) == 54  # batches of 64: 2 steps an epoch
+    assert matching_epochs(3, 100, 50) == 3  # tiny sets train in halves: 2 steps an epoch either way

@@ -47,6 +47,16 @@ def _print_report(report: dict) -> None:
             f"{tar:.3f}" if tar is not None else "-",
         )
     console.print(table)
+    budgets = report["training"]
+    console.print(
+        "training: the same recipe and number of optimiser steps for both ("
+        + "; ".join(
+            f"{label}: {b['steps']} steps, {b['epochs']} epochs of {b['images']} images"
+            for label, b in budgets.items()
+        )
+        + ")",
+        soft_wrap=True,
+    )
     review = report["review"]
     changed = ", ".join(f"{k} {v}" for k, v in sorted(review["changed"].items())) or "nothing"
     console.print(
@@ -71,7 +81,9 @@ def demo(
     intruder_rate: Annotated[
         float, typer.Option(help="share of files showing someone else (web-like: 0.35)")
     ] = 0.35,
-    epochs: Annotated[int, typer.Option(help="training epochs for each model")] = 12,
+    epochs: Annotated[
+        int, typer.Option(help="training epochs of the uncurated model (the curated one takes as many steps)")
+    ] = 12,
     seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
 ) -> None:
     """Synthesise a web collection, curate it, train on it before and after, and report."""
