@@ -32,7 +32,9 @@ from typing import Any
 import pandas as pd
 
 from curate import manifest
+from curate.config import config_to_dict
 from curate.embedders import get_embedder
+from curate.errors import CurateError
 from curate.evaluate.compare import compare_models
 from curate.executor import StageResult
 from curate.export import ExportConfig, ExportFormat, export_dataset
@@ -107,12 +109,30 @@ def matching_epochs(epochs: int, base_images: int, images: int) -> int:
     return -(-epochs * _steps_per_epoch(base_images) // _steps_per_epoch(images))
 
 
+# what may differ between a stored model's settings and a re-run's: where things are, and how it reports
+_TRAIN_RUN_KEYS = {"out", "workdir", "images", "manifest_stage", "progress", "threads", "resume"}
+
+
+def _recipe(train_settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that make a model what it is (not where its files are or how it reports)."""
+    return {key: value for key, value in train_settings.items() if key not in _TRAIN_RUN_KEYS}
+
+
+def refuse_other_settings(workdir: Path, what: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raise a one-line error when ``workdir`` already holds ``what`` made with settings other than
+    ``wanted``: a re-run resumes only what the same settings would make, never another run's results."""
+    differ = sorted(key for key in wanted.keys() | stored.keys() if stored.get(key) != wanted.get(key))
+    if differ:
+        changes = ", ".join(f"{key} {stored.get(key)} -> {wanted.get(key)}" for key in differ)
+        raise CurateError(
+            f"{workdir} already holds a demo {what} made with other settings ({changes}): pass another "
+            f"--workdir, or delete {workdir} to start over"
+        )
+
+
 def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int) -> Path:
     """Train the demo recipe for ``epochs`` (``data``: the data source and batch size); return the exported
-    model folder."""
-    model_dir = out / "model"
-    if (model_dir / "embedder.json").exists():
-        return model_dir
+    model folder, or the one a previous run with the same settings exported."""
     settings = TrainConfig(
         out=out,
         epochs=epochs,
@@ -124,6 +144,12 @@ def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int) -> 
         **data,
     )
     settings.validate()
+    model_dir = out / "model"
+    if (model_dir / "embedder.json").exists():
+        stored = json.loads((out / "config.json").read_text())
+        wanted = json.loads(json.dumps(config_to_dict(settings)))
+        refuse_other_settings(out.parents[1], f"model ({out.name})", _recipe(stored), _recipe(wanted))
+        return model_dir
     result = train(settings)
     assert result.model_dir is not None
     return result.model_dir
@@ -164,15 +190,18 @@ def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -
 
 def _collection(workdir: Path, config: DemoConfig) -> pd.DataFrame:
     synth_dir = workdir / "synth"
-    if not (synth_dir / "truth.parquet").exists():
-        synth = SynthConfig(
-            identities=config.identities,
-            images_per_identity=config.images_per_identity,
-            intruder_rate=config.intruder_rate,
-            seed=config.seed,
-            heldout_identities=config.heldout_identities,
-            pairs_per_fold=config.pairs_per_fold,
-        )
+    synth = SynthConfig(
+        identities=config.identities,
+        images_per_identity=config.images_per_identity,
+        intruder_rate=config.intruder_rate,
+        seed=config.seed,
+        heldout_identities=config.heldout_identities,
+        pairs_per_fold=config.pairs_per_fold,
+    )
+    if (synth_dir / "truth.parquet").exists():
+        stored = json.loads((synth_dir / "synth_config.json").read_text())
+        refuse_other_settings(workdir, "collection", stored, json.loads(json.dumps(config_to_dict(synth))))
+    else:
         synthesize(synth, synth_dir, overwrite=synth_dir.exists())
     return pd.read_parquet(synth_dir / "truth.parquet")
 

@@ -61,6 +61,12 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     again = CliRunner().invoke(app, [*args, "--epochs", "3"])
     assert again.exit_code == 0, again.output
     assert json.loads((workdir / "report.json").read_text())["curation"] == curation
+    # other settings in the same workdir are refused in one line, never answered with the stored run
+    for changed, named in ((["--epochs", "4"], "epochs 3 -> 4"), (["--seed", "1"], "seed 0 -> 1")):
+        other = CliRunner().invoke(app, [*args, "--epochs", "3", *changed])
+        assert other.exit_code == 1, other.output
+        assert named in other.output and "pass another --workdir" in other.output
+    assert json.loads((workdir / "report.json").read_text())["curation"] == curation
 
 
 def test_curated_model_trains_as_many_steps_as_the_uncurated_one():
