@@ -12,8 +12,9 @@
    recipe on the exported shards (the curated set) for the same number of optimiser steps: the curated set
    is smaller, and fewer steps would compare training budgets instead of data (as DataComp fixes the
    samples seen).
-6. Evaluate both models on held-out identities (40 clean people, 2,000 pairs; the synthetic default of 10
-   people makes the comparison mostly noise) with a paired bootstrap (:mod:`curate.evaluate.compare`),
+6. Train both sets with more seeds (``training_seeds``, 3 in all), evaluate every model on held-out
+   identities (40 clean people, 2,000 pairs; the synthetic default of 10 people makes the comparison mostly
+   noise) and compare the sets with a paired bootstrap over seeds and folds (:mod:`curate.evaluate.compare`),
    score the manifest against the ground truth (:mod:`curate.groundtruth`), and write the HTML report.
 """
 
@@ -68,6 +69,7 @@ class DemoConfig:
     head: HeadKind = HeadKind.SOFTMAX  # margin heads need more images per identity than the demo has
     heldout_identities: int = 40  # verification people: with the synth default (10) the comparison is noise
     pairs_per_fold: int = 100  # genuine (and as many impostor) held-out pairs in each of the 10 folds
+    training_seeds: int = 3  # models per set in the comparison: one seed's verdict turns on the file order
 
 
 def demo_pipeline_data() -> dict[str, Any]:
@@ -130,15 +132,15 @@ def refuse_other_settings(workdir: Path, what: str, stored: dict[str, Any], want
         )
 
 
-def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int) -> Path:
-    """Train the demo recipe for ``epochs`` (``data``: the data source and batch size); return the exported
-    model folder, or the one a previous run with the same settings exported."""
+def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int, seed: int) -> Path:
+    """Train the demo recipe for ``epochs`` with ``seed`` (``data``: the data source and batch size); return
+    the exported model folder, or the one a previous run with the same settings exported."""
     settings = TrainConfig(
         out=out,
         epochs=epochs,
         input_size=config.input_size,
         head=config.head,
-        seed=config.seed,
+        seed=seed,
         threads=2,
         progress=True,
         **data,
@@ -155,10 +157,11 @@ def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int) -> 
     return result.model_dir
 
 
-def _budget(out: Path, images: int) -> dict[str, int]:
-    """What a demo model trained on: images, and the epochs and optimiser steps it took (its metrics log)."""
+def _budget(out: Path, images: int, seeds: int) -> dict[str, int]:
+    """What a demo set's models trained on: images, the epochs and optimiser steps each took (its first
+    model's metrics log) and how many seeds were trained."""
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    return {"images": images, "epochs": int(last["epoch"]), "steps": int(last["step"])}
+    return {"images": images, "epochs": int(last["epoch"]), "steps": int(last["step"]), "seeds": seeds}
 
 
 def scripted_review(workdir: Path, truth: pd.DataFrame, run_stages: RunStages) -> dict[str, Any]:
@@ -210,7 +213,10 @@ def _model_figures(comparison: dict[str, Any]) -> dict[str, Any]:
     """The held-out verification figures of both models and their paired comparison, for the summary."""
     return {
         "verification_heldout": {
-            label: {k: figures[k] for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far")}
+            label: {
+                k: figures[k]
+                for k in ("accuracy_mean", "accuracy_std", "roc_auc", "tar_at_far", "accuracy_by_seed")
+            }
             for label, figures in comparison["models"].items()
         },
         "comparison": {k: comparison[k] for k in ("difference", "sentence", "method")},
@@ -230,7 +236,7 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
     models = workdir / "models"
     decoded = int((manifest.read_stage(workdir, "faces").column("status").to_numpy(False) == "ok").sum())
     source = {"workdir": workdir, "manifest_stage": "faces", "batch_size": _batch_size(decoded)}
-    uncurated = _train(source, models / "uncurated", config, config.epochs)
+    uncurated = _train(source, models / "uncurated", config, config.epochs, config.seed)
     run_stages(_with_ranker(select_range(pipeline, "describe", None), uncurated))
     review = scripted_review(workdir, truth, run_stages)
     exported = export_dataset(
@@ -241,16 +247,21 @@ def run_demo(workdir: Path, run_stages: RunStages, config: DemoConfig | None = N
     # the same number of optimiser steps as the uncurated model: the curated set is smaller, and a model
     # trained for fewer steps would be compared on its training budget rather than on its data
     epochs = matching_epochs(config.epochs, decoded, exported.rows)
-    curated = _train(shards, models / "curated", config, epochs)
+    curated = _train(shards, models / "curated", config, epochs, config.seed)
+    # more seeds of both, for the comparison only (the first uncurated model ranked the data)
+    compared = {"uncurated": [str(uncurated)], "curated": [str(curated)]}
+    for seed in range(config.seed + 1, config.seed + config.training_seeds):
+        compared["uncurated"].append(
+            str(_train(source, models / f"uncurated-seed{seed}", config, config.epochs, seed))
+        )
+        compared["curated"].append(str(_train(shards, models / f"curated-seed{seed}", config, epochs, seed)))
 
     budgets = {
-        "uncurated": _budget(models / "uncurated", decoded),
-        "curated": _budget(models / "curated", exported.rows),
+        "uncurated": _budget(models / "uncurated", decoded, config.training_seeds),
+        "curated": _budget(models / "curated", exported.rows, config.training_seeds),
     }
     pairs, heldout = synth_dir / "heldout_pairs.txt", synth_dir / "heldout"
-    comparison = compare_models(
-        {"uncurated": str(uncurated), "curated": str(curated)}, pairs, heldout, workdir / "cache"
-    )
+    comparison = compare_models(compared, pairs, heldout, workdir / "cache")
     collected = manifest.read_stage(workdir, "collect").to_pandas()
     final = manifest.read_stage(workdir, exported.stage).to_pandas()
     curation = curation_figures(collected, final, truth, synth_dir / "images")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -15,7 +17,7 @@ from curate.demo import demo_pipeline_data, matching_epochs
 def test_demo_runs_end_to_end_and_reports(tmp_path):
     workdir = tmp_path / "demo"
     args = ["-w", str(workdir), "--workers", "2", "demo", "--identities", "8", "--images-per-identity", "14"]
-    result = CliRunner().invoke(app, [*args, "--epochs", "3"])
+    result = CliRunner().invoke(app, [*args, "--epochs", "3", "--training-seeds", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads((workdir / "report.json").read_text())
     curation = report["curation"]
@@ -27,6 +29,10 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     for label in ("uncurated", "curated"):
         figures = report["verification_heldout"][label]
         assert 0.0 <= figures["accuracy_mean"] <= 1.0 and 0.0 <= figures["roc_auc"] <= 1.0
+        # two models per set, seeds 0 and 1; the set's accuracy is their mean
+        assert len(figures["accuracy_by_seed"]) == 2 == report["training"][label]["seeds"]
+        assert figures["accuracy_mean"] == pytest.approx(np.mean(figures["accuracy_by_seed"]))
+        assert (workdir / "models" / f"{label}-seed1" / "model" / "embedder.json").is_file()
     assert "purity before -> after" in result.output
     # the whole recipe: export of the final manifest, the comparison with its uncertainty, the report
     # scripted review ran on the last curation stage and export read the review stage
@@ -58,12 +64,12 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     assert "<td>curated</td><td>lighter</td>" in html and "<td>uncurated</td><td>darker</td>" in html
     assert f"report: {report['report_html']}" in " ".join(result.output.split())
     # a second run resumes: every stage skips its finished shards and the report is the same
-    again = CliRunner().invoke(app, [*args, "--epochs", "3"])
+    again = CliRunner().invoke(app, [*args, "--epochs", "3", "--training-seeds", "2"])
     assert again.exit_code == 0, again.output
     assert json.loads((workdir / "report.json").read_text())["curation"] == curation
     # other settings in the same workdir are refused in one line, never answered with the stored run
     for changed, named in ((["--epochs", "4"], "epochs 3 -> 4"), (["--seed", "1"], "seed 0 -> 1")):
-        other = CliRunner().invoke(app, [*args, "--epochs", "3", *changed])
+        other = CliRunner().invoke(app, [*args, "--epochs", "3", "--training-seeds", "2", *changed])
         assert other.exit_code == 1, other.output
         assert named in other.output and "pass another --workdir" in other.output
     assert json.loads((workdir / "report.json").read_text())["curation"] == curation

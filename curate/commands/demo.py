@@ -35,14 +35,15 @@ def _print_report(report: dict) -> None:
         f" (one copy removed), {pairs['left']} left in the kept set",
     )
     console.print(table)
-    table = Table(title="verification on held-out synthetic identities (10-fold)")
-    for column in ("trained on", "accuracy", "ROC AUC", "TAR @ FAR 1e-1"):
+    table = Table(title="verification on held-out synthetic identities (10-fold; means over seeds)")
+    for column in ("trained on", "accuracy", "by seed", "ROC AUC", "TAR @ FAR 1e-1"):
         table.add_column(column)
     for label, figures in report["verification_heldout"].items():
         tar = figures["tar_at_far"].get("1e-1")
         table.add_row(
             label,
             f"{figures['accuracy_mean']:.3f} ± {figures['accuracy_std']:.3f}",
+            " ".join(f"{accuracy:.3f}" for accuracy in figures["accuracy_by_seed"]),
             f"{figures['roc_auc']:.3f}",
             f"{tar:.3f}" if tar is not None else "-",
         )
@@ -51,7 +52,7 @@ def _print_report(report: dict) -> None:
     console.print(
         "training: the same recipe and number of optimiser steps for both ("
         + "; ".join(
-            f"{label}: {b['steps']} steps, {b['epochs']} epochs of {b['images']} images"
+            f"{label}: {b['seeds']} x {b['steps']} steps, {b['epochs']} epochs of {b['images']} images"
             for label, b in budgets.items()
         )
         + ")",
@@ -85,6 +86,9 @@ def demo(
         int, typer.Option(help="training epochs of the uncurated model (the curated one takes as many steps)")
     ] = 12,
     seed: Annotated[int, typer.Option(help="seed of the collection and the training")] = 0,
+    training_seeds: Annotated[
+        int, typer.Option(help="models trained per set for the comparison (seed, seed + 1, ...)", min=1)
+    ] = 3,
 ) -> None:
     """Synthesise a web collection, curate it, train on it before and after, and report."""
     from curate.demo import DemoConfig, demo_pipeline_data, run_demo  # torch loads only when a demo runs
@@ -99,6 +103,7 @@ def demo(
         intruder_rate=intruder_rate,
         seed=seed,
         epochs=epochs,
+        training_seeds=training_seeds,
     )
     check_workdir(options.workdir)
     with hold_workdir(options.workdir):  # the whole demo: stages, training, evaluation

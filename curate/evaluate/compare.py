@@ -1,10 +1,12 @@
-"""Compare two models on the same verification pairs, with the uncertainty of the difference.
+"""Compare two training sets by the models trained on them, with the uncertainty of the difference.
 
-Both models are scored on identical pairs and folds (the protocol's per-fold thresholds), so the comparison
-is paired: the per-fold accuracy differences are resampled with replacement (a paired bootstrap over folds)
-and the spread of their mean is the uncertainty. The difference counts as measurable only when the 95%
-bootstrap interval excludes zero. What this does not include is the variation between training runs with
-other seeds; the sentence says so.
+Each set is represented by models trained with several seeds (the same seeds for both sets). Every model is
+scored on identical pairs and folds (the protocol's per-fold thresholds), so the comparison is paired; the
+per-seed, per-fold accuracy differences are resampled with replacement, seeds and folds both (a paired
+bootstrap), and the spread of their mean is the uncertainty. It therefore includes the variation between
+training runs as well as that between evaluation folds: with one seed, a small model's verdict can turn
+on the order its files were read in. The difference counts as measurable only when the 95% bootstrap
+interval excludes zero.
 """
 
 from __future__ import annotations
@@ -47,11 +49,30 @@ def pair_groups(pair_set: PairSet) -> list[str]:
 
 
 def paired_bootstrap(first: np.ndarray, second: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
-    """Bootstrap means of ``second - first`` over resampled indices (the same indices for both)."""
-    differences = np.asarray(second, dtype=float) - np.asarray(first, dtype=float)
+    """Bootstrap means of ``second - first`` over resampled folds (and seeds, for 2-D input).
+
+    ``first`` and ``second`` hold per-fold accuracies, one row per training seed (a 1-D array is one seed).
+    Each resample draws the seeds and the folds with replacement, the same indices for both models.
+    """
+    differences = np.atleast_2d(np.asarray(second, dtype=float) - np.asarray(first, dtype=float))
+    seeds, folds = differences.shape
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(differences), size=(samples, len(differences)))
-    return differences[picks].mean(axis=1)
+    seed_picks = rng.integers(0, seeds, size=(samples, seeds))
+    fold_picks = rng.integers(0, folds, size=(samples, folds))
+    return differences[seed_picks[:, :, None], fold_picks[:, None, :]].mean(axis=(1, 2))
+
+
+def _summary(results: list[VerificationResult]) -> dict[str, Any]:
+    """One set's figures, averaged over its seeds' models (``accuracy_std``: the mean spread over folds)."""
+    reports = [result.to_dict() for result in results]
+    tar_keys = set.intersection(*(set(report["tar_at_far"]) for report in reports))
+    return {
+        "accuracy_mean": float(np.mean([r["accuracy_mean"] for r in reports])),
+        "accuracy_std": float(np.mean([r["accuracy_std"] for r in reports])),
+        "roc_auc": float(np.mean([r["roc_auc"] for r in reports])),
+        "tar_at_far": {key: float(np.mean([r["tar_at_far"][key] for r in reports])) for key in tar_keys},
+        "accuracy_by_seed": [r["accuracy_mean"] for r in reports],
+    }
 
 
 def _thin(result: VerificationResult) -> dict[str, list[float]]:
@@ -71,29 +92,39 @@ def verdict(difference: float, spread: float, low: float, high: float, baseline:
 
 
 def compare_models(
-    models: dict[str, str], pairs: Path, images: Path, cache: Path, protocol: str = "lfw"
+    models: dict[str, list[str]], pairs: Path, images: Path, cache: Path, protocol: str = "lfw"
 ) -> dict[str, Any]:
-    """Verify both ``models`` (``{label: model}``, baseline first) on the pairs and compare them; also break
-    each model's figures down by the skin-tone group of the pair (:mod:`curate.evaluate.skin`)."""
+    """Verify both sets' models (``{label: [model per seed]}``, baseline first, seeds in the same order) on
+    the pairs and compare them; figures are means over the seeds. The ROC curves and the breakdown by the
+    skin-tone group of the pair (:mod:`curate.evaluate.skin`) are those of each set's first model."""
     pair_set = read_pairs(protocol, pairs, images)
     groups = pair_groups(pair_set)
-    verified = {label: _verify_model(model, pair_set, cache, groups) for label, model in models.items()}
-    results = {label: result for label, (result, _) in verified.items()}
+    verified = {
+        label: [_verify_model(model, pair_set, cache, groups) for model in seeds]
+        for label, seeds in models.items()
+    }
+    results = {label: [result for result, _ in runs] for label, runs in verified.items()}
     (base_label, base), (treated_label, treated) = list(results.items())
-    means = paired_bootstrap(np.array(base.fold_accuracy), np.array(treated.fold_accuracy), BOOTSTRAP_SAMPLES)
-    difference = treated.accuracy_mean - base.accuracy_mean
+    if len(base) != len(treated):
+        raise ValueError(f"both sets need models of the same seeds: {len(base)} and {len(treated)} given")
+    base_folds = np.array([result.fold_accuracy for result in base])
+    treated_folds = np.array([result.fold_accuracy for result in treated])
+    means = paired_bootstrap(base_folds, treated_folds, BOOTSTRAP_SAMPLES)
+    difference = float(treated_folds.mean() - base_folds.mean())
     spread = float(means.std())
     low, high = (float(q) for q in np.quantile(means, [0.025, 0.975]))
+    seeds, folds = base_folds.shape
     return {
-        "models": {label: result.to_dict() for label, result in results.items()},
-        "roc": {label: _thin(result) for label, result in results.items()},
-        "groups": {label: by for label, (_, by) in verified.items()},
+        "models": {label: _summary(runs) for label, runs in results.items()},
+        "roc": {label: _thin(runs[0]) for label, runs in results.items()},
+        "groups": {label: runs[0][1] for label, runs in verified.items()},
         "difference": {"accuracy": difference, "std": spread, "ci95": [low, high]},
         "sentence": verdict(difference, spread, low, high, base_label, treated_label),
         "method": (
-            f"Paired bootstrap over the {len(base.fold_accuracy)} folds of "
-            f"{base.n_genuine + base.n_impostor} held-out pairs ({BOOTSTRAP_SAMPLES} resamples): both models "
-            "are scored on the same pairs, so the spread is that of the difference itself. "
-            "Training-seed variation is not included."
+            f"Paired bootstrap over the {folds} folds of {base[0].n_genuine + base[0].n_impostor} held-out "
+            f"pairs and the {seeds} training seed{'s' if seeds > 1 else ''} of each model "
+            f"({BOOTSTRAP_SAMPLES} resamples): all models are scored on the same pairs, and each resample "
+            "redraws the seeds and the folds, so the spread is that of the difference itself, training "
+            "runs included."
         ),
     }
