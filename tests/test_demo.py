@@ -57,6 +57,7 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
     assert 0 <= budgets["curated"]["steps"] - budgets["uncurated"]["steps"] < per_epoch
     comparison = report["comparison"]
     assert "±" in comparison["sentence"] and comparison["sentence"] in " ".join(result.output.split())
+    assert "2 training seeds" in comparison["method"] and "training runs included" in comparison["method"]
     low, high = comparison["difference"]["ci95"]
     assert low <= comparison["difference"]["accuracy"] <= high
     html = Path(report["report_html"]).read_text()

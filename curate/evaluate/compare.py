@@ -91,6 +91,22 @@ def verdict(difference: float, spread: float, low: float, high: float, baseline:
     return f"No measurable difference between {treated} and {baseline}: {figure}."
 
 
+def _method(folds: int, pairs: int, seeds: int) -> str:
+    """How the verdict was reached, in one sentence for the reader of the report."""
+    if seeds == 1:
+        return (
+            f"Paired bootstrap over the {folds} folds of {pairs} held-out pairs ({BOOTSTRAP_SAMPLES} "
+            "resamples), one model per set: the spread is that of the difference over folds; the variation "
+            "between training runs is not included."
+        )
+    return (
+        f"Paired bootstrap over the {folds} folds of {pairs} held-out pairs and the {seeds} training seeds "
+        f"of each set ({BOOTSTRAP_SAMPLES} resamples): all models are scored on the same pairs, and each "
+        "resample redraws the seeds and the folds, so the spread is that of the difference itself, training "
+        "runs included."
+    )
+
+
 def compare_models(
     models: dict[str, list[str]], pairs: Path, images: Path, cache: Path, protocol: str = "lfw"
 ) -> dict[str, Any]:
@@ -120,11 +136,5 @@ def compare_models(
         "groups": {label: runs[0][1] for label, runs in verified.items()},
         "difference": {"accuracy": difference, "std": spread, "ci95": [low, high]},
         "sentence": verdict(difference, spread, low, high, base_label, treated_label),
-        "method": (
-            f"Paired bootstrap over the {folds} folds of {base[0].n_genuine + base[0].n_impostor} held-out "
-            f"pairs and the {seeds} training seed{'s' if seeds > 1 else ''} of each model "
-            f"({BOOTSTRAP_SAMPLES} resamples): all models are scored on the same pairs, and each resample "
-            "redraws the seeds and the folds, so the spread is that of the difference itself, training "
-            "runs included."
-        ),
+        "method": _method(folds, base[0].n_genuine + base[0].n_impostor, seeds),
     }
