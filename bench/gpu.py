@@ -7,7 +7,8 @@ on a GPU machine ``bench/gpu.sh`` runs it at full size. Parts (each prints one m
   on a GPU) over N descriptors (d = 128, random unit vectors, 1 % planted near copies), flat and IVF;
   recall against exact: a CPU flat range search of a random sample of queries against all N.
 * ``embed``: curate's exported-model embedder (torch.export, CUDA when present) on 112x112 face crops in
-  batches (faces/s, host-side resize and normalise included), beside the bare network on device tensors.
+  batches (faces/s, host-side resize and normalise included), beside the bare network on device tensors;
+  and the ``dlib`` embedder (dlib's network run by torch, fp32) on 150x150 chips.
 * ``detect``: dlib's MMOD CNN face detector on batches of CFP photos (on the GPU only when dlib was built
   with CUDA; the row says which).
 * ``train``: training throughput of ResNet-50 (curate's IR-ResNet) at 112x112: forward + backward + SGD
@@ -125,8 +126,26 @@ def bench_embed(n: int, batch: int) -> list[str]:
     return [
         f"| embed ({DEVICE.type}) | ResNet-50 128-d, 112x112, batch {batch} | curate embedder "
         f"{_rate(curate_rate)} faces/s | bare network fp32 {_rate(rates['fp32'])}, "
-        f"bf16 {_rate(rates['bf16'])} faces/s |"
+        f"bf16 {_rate(rates['bf16'])} faces/s |",
+        bench_dlib_embed(n, batch),
     ]
+
+
+def bench_dlib_embed(n: int, batch: int) -> str:
+    """faces/s of the ``dlib`` embedder (dlib's ResNet in torch, fp32) on 150x150 chips."""
+    from curate.embedders import get_embedder
+
+    embedder = get_embedder("dlib")
+    chips = [np.random.default_rng(k).integers(0, 255, (150, 150, 3), dtype=np.uint8) for k in range(batch)]
+    embedder.embed(chips)  # warm-up
+    start = time.perf_counter()
+    for _ in range(max(1, n // batch)):
+        embedder.embed(chips)
+    rate = max(1, n // batch) * batch / (time.perf_counter() - start)
+    return (
+        f"| embed ({DEVICE.type}) | dlib's ResNet 128-d, 150x150, batch {batch} | `dlib` embedder "
+        f"{_rate(rate)} faces/s | |"
+    )
 
 
 def face_photos(data: Path, n: int) -> tuple[list[np.ndarray], str]:

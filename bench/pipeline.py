@@ -9,15 +9,15 @@ started before the stages so its start is listed apart. Beside them the floor (`
 |---|---|
 | collect: read, sha256, safe decode at DCT scale, Parquet | Pillow: open + draft(128) + decode to RGB |
 | faces: CenterFace, 5 points, crop PNG, quality | onnxruntime: the stage's CenterFace session, dlib chip |
-| describe: pHash, dHash, thumbnail, handcrafted + dlib | dlib: ``compute_face_descriptor`` on the crops |
+| describe: pHash, dHash, thumbnail, handcrafted + dlib | torch: dlib's network on the crops, one thread |
 | dedup: all-pairs search, verification, conflict check | faiss: ``IndexFlatIP.range_search``, same vectors |
 | train: an epoch of ``curate train`` (data, steps, checkpoint) | torch: forward/backward/SGD, random data |
 
-Floors run on 1 and 2 workers (processes for Pillow, ONNX and dlib, threads for faiss and torch); the
-in-process mode is set beside the 1-worker floor. Train does not go through the executor (its ``threads``
-follow the worker count). Each cell gives images/s (wall) and the CPU seconds of this process and all its
-descendants (dask workers, scheduler threads, pool workers): on a busy shared machine wall time mostly
-measures the other jobs, CPU time the work. ``x floor`` is stage CPU over floor CPU.
+Floors run on 1 and 2 workers (processes for Pillow, ONNX and the embedder, threads for faiss and
+training); the in-process mode is set beside the 1-worker floor. Train does not go through the executor
+(its ``threads`` follow the worker count). Each cell gives images/s (wall) and the CPU seconds of this
+process and all its descendants (dask workers, scheduler threads, pool workers): on a busy shared machine
+wall time mostly measures the other jobs, CPU time the work. ``x floor`` is stage CPU over floor CPU.
 
     python bench/pipeline.py [--images 128] [--workers 1 2] [--data ../shared/data]
 """
@@ -49,7 +49,7 @@ STAGES = [("collect", None), ("faces", "collect"), ("describe", "faces"), ("dedu
 FLOORS = {
     "collect": "Pillow open + draft to 128 px + decode to RGB",
     "faces": "Pillow decode, CenterFace ONNX session (best peak), dlib chip",
-    "describe": "dlib `compute_face_descriptor` on the crops",
+    "describe": "torch: dlib's face network on the crops (one thread)",
     "dedup": "faiss `IndexFlatIP.range_search`, same vectors",
     "train": "torch forward/backward/SGD, random tensors",
 }

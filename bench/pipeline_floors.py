@@ -3,12 +3,13 @@
 - collect: Pillow open + JPEG draft at the square's DCT scale + decode to RGB (what collect decodes);
 - faces: Pillow full decode, the CenterFace ONNX Runtime session the stage loads (same model, same thread
   options) on the padded image, its best heatmap peak, the 5 points mapped to dlib's, ``dlib.get_face_chip``;
-- describe: ``dlib.compute_face_descriptor`` on the faces stage's crops;
+- describe: dlib's face-recognition network, run by torch on one thread as the stage runs it
+  (:mod:`curate.embedders.dlib_net`), on the faces stage's crops;
 - dedup: faiss ``IndexFlatIP.range_search`` of describe's handcrafted vectors;
 - train: the same network's forward/backward/SGD on random tensors.
 
-Pillow, ONNX and dlib loops run in ``fork`` pool processes, faiss and torch in threads; models are loaded in
-every worker before the clock starts, so a floor is the steady-state work only.
+Pillow, ONNX and embedding loops run in ``fork`` pool processes, faiss and torch training in threads;
+models are loaded in every worker before the clock starts, so a floor is the steady-state work only.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ def timed_pool(function: Callable, jobs: list, workers: int) -> Clock:
 
 
 def _load_models() -> None:
-    import dlib
     import face_recognition_models as frm
+    import torch
 
+    from curate.embedders.dlib_net import load_network
     from curate.faces.centerface import CenterFace
 
+    torch.set_num_threads(1)
     _MODELS["centerface"] = CenterFace(threads=1).session  # the faces stage's session, built the same way
-    _MODELS["embedder"] = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    _MODELS["embedder"] = load_network(frm.face_recognition_model_location())
 
 
 def _noop(_: int) -> None:
@@ -93,9 +96,12 @@ def centerface_align(path: Path) -> int:
 
 
 def embed(paths: list[Path]) -> int:
-    """dlib's 128-d descriptors of a batch of crops (decoded with Pillow)."""
-    chips = [np.asarray(Image.open(p).convert("RGB").resize((150, 150))) for p in paths]
-    return len(_MODELS["embedder"].compute_face_descriptor(chips))  # type: ignore[attr-defined]
+    """dlib's 128-d descriptors of a batch of crops (decoded with Pillow), the network run by torch."""
+    import torch
+
+    chips = np.stack([np.asarray(Image.open(p).convert("RGB").resize((150, 150))) for p in paths])
+    with torch.inference_mode():
+        return len(_MODELS["embedder"](torch.from_numpy(chips)))  # type: ignore[operator]
 
 
 def faiss_floor(workdir: Path, n_shards: int, workers: int) -> Clock:

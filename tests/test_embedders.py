@@ -98,6 +98,30 @@ def test_dlib_separates_identities(data_dir: Path) -> None:
     assert float(resized[0] @ v[0]) > 0.95  # other sizes are resized to the chip first
 
 
+def test_dlib_network_in_torch_gives_dlibs_own_vectors(data_dir: Path, tmp_path: Path) -> None:
+    """The torch network read from dlib's model file matches dlib's compute_face_descriptor."""
+    import dlib
+    import face_recognition_models
+
+    from curate.embedders.dlib_net import read_layers
+
+    photos = [
+        cfp_photo(data_dir, p, kind, n) for p in (7, 31, 120) for kind, n in (("frontal", 2), ("profile", 1))
+    ]
+    chips = [aligned_chip(photos[0]), *(np.asarray(Image.fromarray(p).resize((150, 150))) for p in photos)]
+    model_file = face_recognition_models.face_recognition_model_location()
+    reference = dlib.face_recognition_model_v1(model_file).compute_face_descriptor(chips)
+    reference = np.array([np.array(vector) for vector in reference])
+    ours = get_embedder("dlib").embed(chips)
+    expected = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    np.testing.assert_allclose(ours, expected, atol=2e-5)
+    assert len(read_layers(model_file)) == 1 + 4 + 14 * 7 + 4 + 2  # input, stem, blocks (4 halve), head
+    not_a_model = tmp_path / "model.dat"
+    not_a_model.write_bytes(b"\x01\x05con_4" + bytes(64))
+    with pytest.raises(CurateError, match="not dlib's face recognition network"):
+        read_layers(not_a_model)
+
+
 class TinyNet(torch.nn.Module):
     """A small network with the exported embedder's contract: normalised N x 3 x H x W in, N x D out."""
 

