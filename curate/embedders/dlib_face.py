@@ -37,7 +37,7 @@ class DlibEmbedder:
 
     On a CPU the forward pass uses one thread, as dlib's own did: stages get their parallelism from
     worker processes, and a second thread on a busy core costs more than it gives. On a GPU (when torch
-    sees one) the batch runs there.
+    sees one) the batch runs there, in full fp32 (TF32 convolutions off), so the vectors stay dlib's.
     """
 
     name = "dlib"
@@ -68,12 +68,13 @@ class DlibEmbedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         chips = torch.from_numpy(np.stack([_chip(image) for image in images])).to(self._device)
-        threads = torch.get_num_threads()
+        threads, tf32 = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
         try:
-            if self._device.type == "cpu":
-                torch.set_num_threads(1)
+            torch.set_num_threads(1 if self._device.type == "cpu" else threads)
+            torch.backends.cudnn.allow_tf32 = False  # full fp32 on a GPU too: dlib's vectors, not TF32's
             with torch.inference_mode():
                 vectors = self._network(chips).cpu().numpy()
         finally:
             torch.set_num_threads(threads)
+            torch.backends.cudnn.allow_tf32 = tf32
         return l2_normalise(vectors)
