@@ -1,4 +1,4 @@
-"""``export --input STAGE`` and ``report --input STAGE`` read only a stage that is complete and current, as the
+"""``export --input STAGE`` and ``report --input STAGE`` read only a complete and current stage, as the
 default (final) stage is: a stage whose input was re-run since is refused in one line naming the fix."""
 
 from __future__ import annotations
