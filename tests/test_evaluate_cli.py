@@ -143,3 +143,20 @@ def test_cfp_pairs_on_real_images_and_a_missing_one(tmp_path: Path, data_dir: Pa
         image.unlink()  # identity 001's frontal images, used by the first genuine pair(s)
     line = _error_line(_evaluate(tmp_path / "work", protocol, images, protocol="cfp-ff"))
     assert "pairs name missing images" in line and "/001/frontal/" in line, (first_pair, line)
+
+
+def test_one_fold_is_said_to_be_not_cross_validated(tmp_path: Path, data_dir: Path) -> None:
+    """--folds 1 fits the threshold on the pairs it scores: the table and the report page say so."""
+    pairs = _orl_tree(data_dir, tmp_path / "lfw")
+    both = _evaluate(tmp_path / "w", pairs, tmp_path / "lfw", "--out", str(tmp_path / "both"))
+    assert both.exit_code == 0, both.output
+    assert "(2-fold)" in both.output and "not cross-validated" not in both.output
+    one = _evaluate(tmp_path / "w", pairs, tmp_path / "lfw", "--folds", "1", "--out", str(tmp_path / "one"))
+    assert one.exit_code == 0, one.output
+    report = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert report["cross_validated"] is False
+    assert "not cross-validated" in " ".join(one.output.split())
+    from curate.report.sections import evaluation_section
+
+    page = evaluation_section([tmp_path / "one", tmp_path / "both"], None)
+    assert page.count("not cross-validated") == 1 and "(2-fold)" in page and "10-fold" not in page

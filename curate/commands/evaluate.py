@@ -23,6 +23,8 @@ app = typer.Typer()
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    from curate.evaluate.verification import accuracy_text
+
     table = Table(title=f"{report['protocol']}: {report['embedder']} ({len(report['folds'])} folds)")
     table.add_column("metric")
     table.add_column("value")
@@ -31,7 +33,7 @@ def _print_report(report: dict[str, Any]) -> None:
         table.add_row("pairs with missing images", f"{missing['pairs']} (scored as failures)")
     if report.get("note"):
         table.add_row("pairs", report["note"])
-    table.add_row("accuracy", f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}")
+    table.add_row("accuracy", accuracy_text(report))
     table.add_row("ROC AUC", f"{report['roc_auc']:.4f}")
     for far, tar in report["tar_at_far"].items():
         table.add_row(f"TAR @ FAR {far}", f"{tar:.4f}")

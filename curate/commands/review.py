@@ -75,16 +75,11 @@ def import_(
     ],
 ) -> None:
     """Add decisions made elsewhere (another tool, a script) to the workdir's decision log."""
-    from curate.review.decisions import import_events, read_csv
-    from curate.review.source import store_path
-    from curate.review.store import DecisionStore
+    from curate.review.apply import store_events
+    from curate.review.decisions import read_numbered_csv
 
-    events = read_csv(file)
-    store = DecisionStore(store_path(global_options(ctx).workdir))
-    try:
-        stored = import_events(store, events)
-    finally:
-        store.close()
+    events = read_numbered_csv(file)
+    stored = store_events(global_options(ctx).workdir, events)
     console.print(f"imported {stored} decisions ({len(events) - stored} already stored)")
 
 

@@ -42,7 +42,8 @@ def train_settings(workdir: Path, given: dict[str, Any], config_file: Path | Non
         from curate.review.source import training_stage  # reads the workdir: pandas
 
         settings["workdir"] = workdir
-        settings.setdefault("manifest_stage", training_stage(workdir))  # 'review' once applied
+        if settings.get("manifest_stage") is None:
+            settings["manifest_stage"] = training_stage(workdir)  # 'review' once applied
     settings.setdefault("out", workdir / "train")
     return settings
 

@@ -52,6 +52,17 @@ def far_label(far: float) -> str:
     return f"1e{round(math.log10(far))}"
 
 
+def accuracy_text(report: dict[str, Any]) -> str:
+    """A report's accuracy as shown: mean ± std over k folds, or, for a single fold, the accuracy at the
+    threshold fitted on those same pairs, said to be not cross-validated (it flatters the model)."""
+    mean_std = f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}"
+    if "fold_accuracy" not in report:  # a summary over several runs (the demo's comparison)
+        return mean_std
+    if report.get("cross_validated", True) and len(report["fold_accuracy"]) > 1:
+        return f"{mean_std} ({len(report['fold_accuracy'])}-fold)"
+    return f"{report['accuracy_mean']:.4f} (1 fold: threshold fitted on the same pairs, not cross-validated)"
+
+
 @dataclass
 class VerificationResult:
     """Every figure of one verification run; ``to_dict`` is the JSON report."""

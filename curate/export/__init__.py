@@ -36,7 +36,7 @@ from curate.export.files import (
     write_shards,
     write_tree,
 )
-from curate.export.source import final_stage, kept_rows
+from curate.export.source import chosen_stage, final_stage, kept_rows
 from curate.export_config import ExportConfig, ExportFormat, ImageKind
 from curate.storage import atomic_write_text
 
@@ -71,7 +71,7 @@ def export_dataset(workdir: Path, config: ExportConfig, progress: Progress | Non
     config.validate()
     workdir, out = Path(workdir), Path(config.out)
     _check_out(out)
-    stage = config.input_stage or final_stage(workdir)
+    stage = chosen_stage(workdir, config.input_stage)
     rows = kept_rows(workdir, stage, config.images)
     identities = sorted(rows["identity_id"].unique())
     rows["label"] = rows["identity_id"].map({identity: i for i, identity in enumerate(identities)})

@@ -42,16 +42,28 @@ def _stage_configs(workdir: Path) -> dict[str, dict]:
     return found
 
 
-def _require_done(workdir: Path, stage: str) -> str:
+def _require_done(workdir: Path, stage: str, what: str = "the final stage") -> str:
     """``stage`` when it is complete and current; else one line naming what is wrong and the fix."""
     n_shards = int(json.loads((workdir / WORKDIR_FILE).read_text())["n_shards"])
     state = lineage.stage_state(lineage.Checks(workdir, n_shards), stage)
     if state.label != "done":
         raise CurateError(
-            f"the final stage '{stage}' in {workdir} is {state.label} ({state.why()}); "
+            f"{what} '{stage}' in {workdir} is {state.label} ({state.why()}); "
             f"run '{stage}' again (see 'curate status') before exporting"
         )
     return stage
+
+
+def chosen_stage(workdir: Path, stage: str | None) -> str:
+    """The stage to read: ``stage`` (an ``--input``) once it is complete and current, else the final one."""
+    if not stage:
+        return final_stage(workdir)
+    workdir = Path(workdir)
+    if not manifest.list_shards(workdir, stage):
+        raise CurateError(f"--input {stage}: no manifest at {manifest.stage_dir(workdir, stage)}")
+    if not (workdir / WORKDIR_FILE).is_file():
+        raise CurateError(f"{workdir} is not a curate workdir (no {WORKDIR_FILE}); give the right --workdir")
+    return _require_done(workdir, stage, "--input")
 
 
 def final_stage(workdir: Path) -> str:

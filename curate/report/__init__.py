@@ -18,7 +18,7 @@ from typing import Any
 from curate import manifest
 from curate.embedders.exported import MODEL_FILE
 from curate.export.funnel import funnel, stage_chain
-from curate.export.source import final_stage
+from curate.export.source import chosen_stage
 from curate.report import figures
 from curate.report.page import Page, image, paragraph, table
 from curate.report.sections import (
@@ -88,7 +88,7 @@ def _funnel_section(page: Page, workdir: Path, stage: str) -> None:
 def build_page(inputs: ReportInputs) -> str:
     """The HTML document for ``inputs``."""
     workdir = Path(inputs.workdir)
-    stage = inputs.stage or final_stage(workdir)
+    stage = chosen_stage(workdir, inputs.stage)
     frame = manifest.read_stage(workdir, stage).to_pandas()
     page = Page(f"curate report: {workdir.name}")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

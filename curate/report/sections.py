@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curate.evaluate.verification import accuracy_text
 from curate.record import Status
 from curate.report import figures
 from curate.report.page import image, paragraph, table
@@ -102,13 +103,13 @@ def evaluation_section(evaluations: list[Path], comparison: dict[str, Any] | Non
         rows.append(
             [
                 label,
-                f"{report['accuracy_mean']:.4f} ± {report['accuracy_std']:.4f}",
+                accuracy_text(report),
                 f"{report['roc_auc']:.4f}",
                 *(f"{tar[k]:.4f}" if k in tar else "-" for k in ("1e-1", "1e-2")),
             ]
         )
     if rows:
-        parts.append(table(["model", "accuracy (10-fold)", "ROC AUC", "TAR@FAR 1e-1", "TAR@FAR 1e-2"], rows))
+        parts.append(table(["model", "accuracy", "ROC AUC", "TAR@FAR 1e-1", "TAR@FAR 1e-2"], rows))
     if comparison and comparison.get("roc"):
         curves = {k: (np.asarray(v["fpr"]), np.asarray(v["tpr"])) for k, v in comparison["roc"].items()}
         parts.append(image(figures.roc_chart(curves), "ROC curves"))

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = ["image_id", "decision", "reviewer", "time", "note", "identity_id", "target"]
 REQUIRED = ("image_id", "decision", "reviewer")
+HISTORY_COLUMNS = ("seq", "undone")  # what 'review decisions --history' adds
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 PRECEDENCE = {
     "image": ["wrong_identity", "reject", "accept"],
@@ -51,6 +52,12 @@ def event_from_row(line: int, row: dict[str, str]) -> Event:
         value = getattr(event, name)
         if value and not IMAGE_ID.match(value):
             raise CurateError(f"line {line}: {name} {value!r} is not an image_id (64 lowercase hex digits)")
+    if event.target and event.decision in ("identity_merge", "dup_keep", "dup_both"):
+        own = event.identity_id if event.decision == "identity_merge" else event.image_id
+        if event.target == own:
+            raise CurateError(
+                f"line {line}: {event.decision} names {own!r} as its own target; give the other one"
+            )
     if event.time:
         try:
             datetime.fromisoformat(event.time)
@@ -63,6 +70,11 @@ def event_from_row(line: int, row: dict[str, str]) -> Event:
 
 def read_csv(path: Path) -> list[Event]:
     """Read and validate a decisions CSV; the whole file is refused on the first bad row."""
+    return [event for _, event in read_numbered_csv(path)]
+
+
+def read_numbered_csv(path: Path) -> list[tuple[int, Event]]:
+    """:func:`read_csv` with each event's line in the file."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # Excel's BOM
     except FileNotFoundError:
@@ -76,29 +88,57 @@ def read_csv(path: Path) -> list[Event]:
         raise CurateError(
             f"{path}: missing column(s) {', '.join(missing)}; the header needs {','.join(REQUIRED)}"
         )
-    return [event_from_row(i + 2, row) for i, row in enumerate(frame.to_dict("records"))]
+    unknown = [c for c in frame.columns if c not in (*CSV_COLUMNS, *HISTORY_COLUMNS)]
+    if unknown:
+        raise CurateError(
+            f"{path}: unknown column(s) {', '.join(unknown)}; the columns are {','.join(CSV_COLUMNS)}"
+        )
+    lines = [(i + 2, row) for i, row in enumerate(frame.to_dict("records"))]
+    if "undone" in frame:  # a --history file: undone decisions are not decisions
+        lines = [(n, row) for n, row in lines if row["undone"].strip().lower() not in ("true", "1")]
+    events = [(n, event_from_row(n, row)) for n, row in lines]
+    if "seq" not in frame:  # a --history file lists superseded decisions in order; any other is one a target
+        check_one_per_target(events)
+    return events
+
+
+def check_one_per_target(events: list[tuple[int, Event]]) -> None:
+    """Refuse a file in which a reviewer decides one target twice, differently (which counts is a guess)."""
+    first: dict[tuple[str, str], tuple[int, Event]] = {}
+    for line, event in events:
+        kind = KINDS[event.decision]
+        key = event.identity_id if kind == "identity" else event.image_id
+        if kind == "pair":
+            key = "|".join(sorted((event.image_id, event.target)))
+        seen = first.setdefault((event.reviewer, f"{kind}:{key}"), (line, event))
+        if seen[1] != event:
+            raise CurateError(
+                f"line {line}: {event.reviewer} already decided this {kind} on line {seen[0]} "
+                f"({seen[1].decision}); keep one row per reviewer and {kind}"
+            )
+
+
+def fresh_events(store: DecisionStore, events: list[Event]) -> list[Event]:
+    """The events not already in the store (same decision, reviewer, target, note and time); a row with no
+    time matches a stored one at any time, so importing the same file twice stores nothing new."""
+    known = store.events()
+    fields = ["image_id", "identity_id", "target", "decision", "reviewer", "note"]
+    untimed = set(zip(*(known[f] for f in fields), strict=True))
+    seen = set(zip(*(known[f] for f in fields), known["time"], strict=True))
+    fresh = []
+    for e in events:
+        what = (e.image_id, e.identity_id, e.target, e.decision, e.reviewer, e.note)
+        stored = (*what, e.time) in seen if e.time else what in untimed
+        if not stored:
+            fresh.append(e)
+            seen.add((*what, e.time))  # a row repeated in the file is stored once
+            untimed.add(what)
+    return fresh
 
 
 def import_events(store: DecisionStore, events: list[Event]) -> int:
-    """Record events not already in the store (same decision, reviewer, time, target, note); returns new."""
-    known = store.events()
-    seen = set(
-        zip(
-            known["image_id"],
-            known["identity_id"],
-            known["target"],
-            known["decision"],
-            known["reviewer"],
-            known["time"],
-            known["note"],
-            strict=True,
-        )
-    )
-    fresh = [
-        e
-        for e in events
-        if (e.image_id, e.identity_id, e.target, e.decision, e.reviewer, e.time, e.note) not in seen
-    ]
+    """Record events not already in the store (see :func:`fresh_events`); returns how many were new."""
+    fresh = fresh_events(store, events)
     return store.record(fresh, batch=f"import-{time.time_ns()}") if fresh else 0
 
 

@@ -6,6 +6,7 @@ pipelines), whichever finished last, unless the user names one with ``--input``.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def training_stage(workdir: Path) -> str:
     """The manifest ``curate train`` reads by default: ``review`` once applied, else the last curation stage.
 
     A ``review`` stage older than a re-run ``rank``/``dedup`` is stale: it is skipped with a warning (run
-    ``curate review apply`` again; the decisions are kept).
+    ``curate review apply`` again; the decisions are kept). A curation stage re-run after the one that
+    reads it (``rank`` re-run after ``dedup``) is refused: the stale reader must run again first.
     """
     reviewed = finished_at(workdir, "review")
     curated = [t for s in CURATION_STAGES if (t := finished_at(workdir, s)) is not None]
@@ -84,7 +86,23 @@ def training_stage(workdir: Path) -> str:
     finished = {s: t for s in CURATION_STAGES if (t := finished_at(workdir, s)) is not None}
     if not finished:
         return "dedup"
-    return max(finished, key=lambda s: (finished[s], s == "dedup"))
+    newest = max(finished, key=lambda s: (finished[s], s == "dedup"))
+    for other in finished:
+        if other != newest and _input_stage(workdir, other) == newest:
+            raise CurateError(
+                f"'{newest}' was re-run after '{other}', which reads it: '{other}' is stale and '{newest}' "
+                f"alone lacks what '{other}' removes; run 'curate {other}' again (or train "
+                f"--manifest-stage {newest})"
+            )
+    return newest
+
+
+def _input_stage(workdir: Path, stage: str) -> str | None:
+    """The stage ``stage`` read when it last ran (its saved config), or None when that is unknown."""
+    try:
+        return json.loads(storage.config_path(workdir, stage).read_text()).get("input_stage")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_rows(workdir: Path, stage: str) -> pd.DataFrame:
