@@ -227,3 +227,21 @@ def plan_stage(
         for shard in pending:
             lineage.marker_path(workdir, stage.name, shard).unlink(missing_ok=True)
     return StagePlan(workdir, stage.name, n_shards, config, scope, inputs, pending)
+
+
+def require_current(workdir: Path, stage: str) -> None:
+    """Raise one line when ``stage`` is stale or damaged now, though its ``_SUCCESS`` may still be there.
+
+    For curate's own readers of a finished manifest (train, export, evaluate, report): an input re-run
+    since the stage ran leaves its rows describing data the workdir no longer holds.
+    """
+    meta = Path(workdir) / storage.WORKDIR_FILE
+    if not meta.is_file():
+        return
+    n_shards = int(json.loads(meta.read_text())["n_shards"])
+    state = lineage.stage_state(Checks(Path(workdir), n_shards), stage)
+    if state.label in ("stale", "corrupt"):
+        raise CurateError(
+            f"stage '{stage}' in {workdir} is {state.label} ({state.why()}); "
+            "re-run the stages 'curate status' marks, in order (or 'curate run'), then read it"
+        )
