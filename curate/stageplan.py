@@ -21,9 +21,10 @@ from typing import Any
 
 from curate import __version__, lineage, manifest, storage
 from curate.config import config_to_dict
-from curate.errors import CurateError
+from curate.errors import ConfigError, CurateError
 from curate.lineage import DONE, Checks
 from curate.stage import GlobalStage, Stage
+from curate.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ def plan_stage(
     """Save the config, check the inputs, and choose the shards to run (missing, damaged or stale)."""
     if input_stage == stage.name:
         raise CurateError(f"stage '{stage.name}' cannot read its own output; name an earlier stage as input")
+    if input_stage is not None and input_stage not in STAGES:
+        raise ConfigError("input", input_stage, f"not a stage; choose one of: {', '.join(STAGES)}")
     checks = Checks(workdir, n_shards)
     sources = _sources(workdir, stage, input_stage)
     for source in sources:  # before anything is written: a refused run leaves the workdir as it was
