@@ -64,17 +64,17 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     """Save the resolved config (refusing to mix shards of another config); return its fingerprint."""
     resolved = {"stage": key or stage.name, "n_shards": n_shards, "config": config_to_dict(stage.config)}
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
-    if path.exists() and any(
-        lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)
-    ):
-        previous = json.loads(path.read_text())
-        if {k: previous.get(k) for k in resolved} != resolved:
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if previous and {k: previous.get(k) for k in resolved} != resolved:
+        if any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)):
             raise CurateError(
                 f"stage '{stage.name}' in {workdir} was run with another config; "
                 "re-run with --overwrite to redo it with the new one"
             )
+        # no shard finished: a source stage's input rows were planned from the old config, plan again
+        shutil.rmtree(storage.input_path(workdir, stage.name, 0).parent, ignore_errors=True)
     saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
-    if not path.exists() or json.loads(path.read_text()) != saved:  # a finished run writes nothing
+    if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
     return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
 
