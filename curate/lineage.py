@@ -139,10 +139,17 @@ def file_key(workdir: Path, path: Path) -> str:
     return FILE_PREFIX + _rel(Path(workdir).resolve(), Path(path).resolve())
 
 
-def file_digest(workdir: Path, key: str) -> str | None:
-    """The current sha256 of the file an ``inputs`` key names; None when it is gone."""
+ABSENT_FILE = "absent"  # the digest of a file a stage looked for and did not find
+
+
+def file_digest(workdir: Path, key: str) -> str:
+    """The current sha256 of the file an ``inputs`` key names; :data:`ABSENT_FILE` when there is none.
+
+    A file a stage would have read had it existed (select's default candidates list) is recorded as
+    absent, so its appearing later makes the stage stale, as its changing or vanishing does.
+    """
     path = Path(workdir) / key[len(FILE_PREFIX) :]
-    return sha256_file(path) if path.is_file() else None
+    return sha256_file(path) if path.is_file() else ABSENT_FILE
 
 
 @dataclass
@@ -247,8 +254,10 @@ def _stale_reason(checks: Checks, check: ShardCheck) -> str:
     for key, recorded in sorted(check.marker["inputs"].items()):
         current = checks.digest(key, shard)
         name = key[len(FILE_PREFIX) :] if key.startswith(FILE_PREFIX) else f"'{key}'"
-        if current is None:
+        if current is None or (current == ABSENT_FILE != recorded):
             return f"input {name} is missing, unfinished or damaged"
+        if recorded == ABSENT_FILE != current:
+            return f"input {name} was made after it ran"
         if current != recorded:
             return f"input {name} changed after it ran"
     return ""

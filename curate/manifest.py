@@ -96,7 +96,10 @@ def list_shards(workdir: Path, stage: str) -> list[int]:
 
 
 def read_stage(workdir: Path, stage: str) -> pa.Table:
-    """Read every shard of a stage as one table (shard order, then row order); refuse a partial stage."""
+    """Read every shard of a stage as one table (shard order, then row order).
+
+    Refuses a partial stage, and one that is stale or damaged by now (an input redone since it ran).
+    """
     shards = list_shards(workdir, stage)
     if not shards:
         raise CurateError(f"no manifest at {stage_dir(workdir, stage)}; run the '{stage}' stage first")
@@ -106,6 +109,10 @@ def read_stage(workdir: Path, stage: str) -> pa.Table:
             f"stage '{stage}' in {workdir} is not complete (no {SUCCESS_FILE}); "
             f"see 'curate status' and run '{stage}' again"
         )
+    if done_dir(workdir, stage).is_dir():
+        from curate.stageplan import require_current  # lazy: stageplan imports this module
+
+        require_current(workdir, stage)
     return pa.concat_tables(
         [read_shard(shard_path(workdir, stage, s)) for s in shards], promote_options="default"
     )

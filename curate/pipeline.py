@@ -78,6 +78,14 @@ def _resolve_paths(settings: dict[str, Any], base: Path, cls: type[Stage]) -> di
     return resolved
 
 
+def _stage_table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A stage's settings table (empty when the file has none); anything else is one line."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(key, table, f"give a table of settings: [{key}] followed by key = value lines")
+    return dict(table)
+
+
 def parse_pipeline(data: Mapping[str, Any], base: Path = Path(".")) -> PipelineSpec:
     """Validate a pipeline mapping (already parsed TOML) into a PipelineSpec."""
     allowed = {"stages", "shards", "name", "description"} | set(STAGES)
@@ -93,10 +101,16 @@ def parse_pipeline(data: Mapping[str, Any], base: Path = Path(".")) -> PipelineS
         raise ConfigError("stages", order, 'list the stages to run, e.g. stages = ["collect", "faces"]')
     specs: list[StageSpec] = []
     previous: str | None = None
-    for key in order:
+    for position, key in enumerate(order):
         cls = stage_class(key)
-        table = dict(data.get(key, {}))
+        if key in order[:position]:
+            raise ConfigError("stages", order, f"stage '{key}' is listed twice; list each stage once")
+        table = _stage_table(data, key)
         input_stage = table.pop("input", None)
+        if cls.default_input is None and (input_stage is not None or previous is not None):
+            raise ConfigError(
+                "stages", order, f"'{key}' reads its source, not a stage: list it first, with no 'input'"
+            )
         if input_stage is None and previous is not None:
             input_stage = previous
         specs.append(StageSpec(key, _resolve_paths(table, base, cls), input_stage))

@@ -21,9 +21,10 @@ from typing import Any
 
 from curate import __version__, lineage, manifest, storage
 from curate.config import config_to_dict
-from curate.errors import CurateError
+from curate.errors import ConfigError, CurateError
 from curate.lineage import DONE, Checks
 from curate.stage import GlobalStage, Stage
+from curate.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +64,17 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     """Save the resolved config (refusing to mix shards of another config); return its fingerprint."""
     resolved = {"stage": key or stage.name, "n_shards": n_shards, "config": config_to_dict(stage.config)}
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
-    if path.exists() and any(
-        lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)
-    ):
-        previous = json.loads(path.read_text())
-        if {k: previous.get(k) for k in resolved} != resolved:
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if previous and {k: previous.get(k) for k in resolved} != resolved:
+        if any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)):
             raise CurateError(
                 f"stage '{stage.name}' in {workdir} was run with another config; "
                 "re-run with --overwrite to redo it with the new one"
             )
+        # no shard finished: a source stage's input rows were planned from the old config, plan again
+        shutil.rmtree(storage.input_path(workdir, stage.name, 0).parent, ignore_errors=True)
     saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
-    if not path.exists() or json.loads(path.read_text()) != saved:  # a finished run writes nothing
+    if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
     return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
 
@@ -189,6 +190,8 @@ def plan_stage(
     """Save the config, check the inputs, and choose the shards to run (missing, damaged or stale)."""
     if input_stage == stage.name:
         raise CurateError(f"stage '{stage.name}' cannot read its own output; name an earlier stage as input")
+    if input_stage is not None and input_stage not in STAGES:
+        raise ConfigError("input", input_stage, f"not a stage; choose one of: {', '.join(STAGES)}")
     checks = Checks(workdir, n_shards)
     sources = _sources(workdir, stage, input_stage)
     for source in sources:  # before anything is written: a refused run leaves the workdir as it was
@@ -227,3 +230,21 @@ def plan_stage(
         for shard in pending:
             lineage.marker_path(workdir, stage.name, shard).unlink(missing_ok=True)
     return StagePlan(workdir, stage.name, n_shards, config, scope, inputs, pending)
+
+
+def require_current(workdir: Path, stage: str) -> None:
+    """Raise one line when ``stage`` is stale or damaged now, though its ``_SUCCESS`` may still be there.
+
+    For curate's own readers of a finished manifest (train, export, evaluate, report): an input re-run
+    since the stage ran leaves its rows describing data the workdir no longer holds.
+    """
+    meta = Path(workdir) / storage.WORKDIR_FILE
+    if not meta.is_file():
+        return
+    n_shards = int(json.loads(meta.read_text())["n_shards"])
+    state = lineage.stage_state(Checks(Path(workdir), n_shards), stage)
+    if state.label in ("stale", "corrupt"):
+        raise CurateError(
+            f"stage '{stage}' in {workdir} is {state.label} ({state.why()}); "
+            "re-run the stages 'curate status' marks, in order (or 'curate run'), then read it"
+        )

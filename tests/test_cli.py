@@ -81,3 +81,12 @@ def test_rerun_skips_finished_shards_and_overwrite_redoes_them(tmp_path, data_di
     assert redone.exit_code == 0
     assert all(m.read_text() != s for m, s in zip(markers, stamps, strict=True))
     assert (pd.read_parquet(workdir / "collect").status == "ok").sum() == 400
+
+
+def test_an_input_that_is_no_stage_names_the_stages(tmp_path, data_dir):
+    """`--input nonsense` said "which has 8 unfinished shard(s); run 'nonsense' first"."""
+    workdir = tmp_path / "w"
+    result = _invoke("-w", str(workdir), "--workers", "0", "faces", "--input", "facse")
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line and "'facse'" in line and "collect, " in line and "run 'facse'" not in line

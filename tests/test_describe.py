@@ -124,3 +124,28 @@ def test_describe_batches_give_each_crops_own_values(data_dir: Path, tmp_path: P
     embedder = HandcraftedEmbedder()
     one_by_one = np.concatenate([embedder.embed([np.asarray(square)]) for square in squares])
     assert np.abs(vectors["handcrafted"][ok] - one_by_one).max() <= 1e-6
+
+
+def test_an_unknown_embedder_is_refused_before_overwrite_deletes_the_finished_stage(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """`describe --embedders typo --overwrite` failed inside the first task, after the markers were gone."""
+    from typer.testing import CliRunner
+
+    from curate import lineage
+    from curate.cli import app
+
+    source = tmp_path / "images"
+    for name in ("s1", "s2"):
+        shutil.copytree(data_dir / "orl_faces" / name, source / name)
+    workdir = tmp_path / "w"
+    base = ["-w", str(workdir), "--workers", "0", "--shards", "2"]
+    describe = ["describe", "--embedders", "handcrafted"]
+    faces = ["faces", "--keep-whole-if-no-face", "--crop-size", "32"]
+    runner = CliRunner()
+    for step in (["collect", str(source)], faces, describe):
+        assert runner.invoke(app, [*base, *step]).exit_code == 0
+    refused = runner.invoke(app, [*base, *describe[:-1], "handcrafted,dlbi", "--overwrite"])
+    assert refused.exit_code == 1 and "dlbi" in refused.output and "\n" not in refused.output.strip()
+    assert lineage.stage_state(lineage.Checks(workdir, 2), "describe").label == "done"
+    assert lineage.success_path(workdir, "describe").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from curate import manifest
+from curate import lineage, manifest
 from curate.candidates import CandidatesConfig, build_candidates, write_candidates
 from curate.commands import candidates as candidates_commands
 from curate.commands import collect as collect_commands
@@ -201,3 +202,27 @@ def test_select_command_runs_on_the_executor(tmp_path, data_dir):
         *(f"s{i}" for i in range(4, 11)),
     }
     assert {r["reason"] for r in rows if r["identity_name"] == "s40"} == {NOT_LISTED}
+
+
+def test_a_candidates_list_built_after_select_makes_it_stale(tmp_path, data_dir):
+    """select run with no list, then `curate candidates`: status said done, so train used unfiltered rows."""
+    from curate.cli import app
+
+    source = tmp_path / "images"
+    for name in ("s1", "s2", "s3"):
+        shutil.copytree(data_dir / "orl_faces" / name, source / name)
+    workdir = tmp_path / "w"
+    runner = CliRunner()
+    base = ["-w", str(workdir), "--workers", "0", "--shards", "2"]
+    for step in (["collect", str(source)], ["select", "--input", "collect"]):
+        assert runner.invoke(app, [*base, *step]).exit_code == 0
+    listed = tmp_path / "names.txt"
+    listed.write_text("s1\ns2\n")
+    assert runner.invoke(app, [*base, "candidates", str(listed)]).exit_code == 0
+    state = lineage.stage_state(lineage.Checks(workdir, 2), "select")
+    assert state.label == "stale" and "candidates.parquet" in state.why()
+    assert runner.invoke(app, [*base, "select", "--input", "collect"]).exit_code == 0
+    rows = manifest.read_stage(workdir, "select").to_pylist()
+    assert {r["identity_name"] for r in rows if r["status"] == "ok"} == {"s1", "s2"}
+    assert {r["reason"] for r in rows if r["identity_name"] == "s3"} == {NOT_LISTED}
+    assert lineage.stage_state(lineage.Checks(workdir, 2), "select").label == "done"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
-from curate.constants import SQUARE_MAX_SIDE, HashKind
+from curate.constants import BUILTIN_EMBEDDERS, SQUARE_MAX_SIDE, HashKind
 from curate.errors import ConfigError
 from curate.settings import setting
 
@@ -48,5 +49,13 @@ class DescribeConfig:
             raise ConfigError("embedders", self.embedders, "ask for at least one hash or one embedder")
         if len(set(self.embedders)) != len(self.embedders):
             raise ConfigError("embedders", self.embedders, "name each embedder once")
+        for spec in self.embedders:  # before a run (or --overwrite) touches anything
+            if spec not in BUILTIN_EMBEDDERS and not (Path(spec).expanduser() / "embedder.json").is_file():
+                raise ConfigError(
+                    "embedders",
+                    spec,
+                    f"choose from {', '.join(BUILTIN_EMBEDDERS)} or give the folder of an exported model "
+                    "(holding embedder.pt2 and embedder.json, as written by `curate train`)",
+                )
         if self.max_side != 0 and self.max_side < 64:
             raise ConfigError("max_side", self.max_side, "use 0 (never shrink) or at least 64 pixels")

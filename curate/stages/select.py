@@ -76,9 +76,11 @@ class SelectStage(ShardStage):
     default_input = "faces"
 
     def read_files(self, workdir: Path) -> list[Path]:
-        """The candidates list applied (its checksum joins the lineage: a rebuilt list makes this stale)."""
-        path = Path(self.config.candidates or candidates_path(workdir))
-        return [path] if path.is_file() else []
+        """The candidates list applied (its checksum joins the lineage: a rebuilt list makes this stale).
+
+        The default list is named even while it does not exist: building it later makes this stale.
+        """
+        return [Path(self.config.candidates or candidates_path(workdir))]
 
     def check_input(self, workdir: Path, input_stage: str | None) -> None:
         """Refuse, before any work, a candidates file that is not a candidates list."""
