@@ -248,3 +248,8 @@ def require_current(workdir: Path, stage: str) -> None:
             f"stage '{stage}' in {workdir} is {state.label} ({state.why()}); "
             "re-run the stages 'curate status' marks, in order (or 'curate run'), then read it"
         )
+    if stage == "review":
+        from curate.review.source import unapplied_decisions  # the decision log: review's own input
+
+        if why := unapplied_decisions(Path(workdir)):
+            raise CurateError(f"stage 'review' in {workdir} is stale: {why}")

@@ -61,6 +61,12 @@ def workdir_status(workdir: Path, verify: bool = False) -> list[StageStatus]:
         state = lineage.stage_state(checks, folder.name, memo)
         verified = sorted([*state.done, *state.stale])
         fresh = [] if state.upstream else state.done  # inputs stale or damaged: nothing here is current
+        label, why = state.label, state.why()
+        if folder.name == "review" and label == "done":
+            from curate.review.source import unapplied_decisions  # pandas, sqlite: only for a review stage
+
+            if unapplied := unapplied_decisions(workdir):
+                label, why, fresh = "stale", unapplied, []
         problems = [
             f"{folder.name} shard {manifest.shard_name(s)}: {reason}; run '{folder.name}' again to redo it"
             for s, reason in sorted(state.corrupt.items())
@@ -70,12 +76,12 @@ def workdir_status(workdir: Path, verify: bool = False) -> list[StageStatus]:
         report.append(
             StageStatus(
                 stage=folder.name,
-                state=state.label,
+                state=label,
                 done=len(fresh),
                 total=n_shards,
                 stale=len(verified) - len(fresh),
                 corrupt=len(state.corrupt),
-                why=state.why(),
+                why=why,
                 status_counts=_status_counts(workdir, folder.name, verified),
                 problems=problems,
             )

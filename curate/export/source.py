@@ -88,7 +88,9 @@ def _extensions(rows: pd.DataFrame, kind: ImageKind) -> pd.Series:
     """File extension per row: the crop's own suffix, or the original's format (else its path's suffix)."""
     if kind is ImageKind.CROPS:
         return rows["crop_path"].map(lambda p: Path(p).suffix.lstrip(".") or "png")
-    formats = rows.get("format", pd.Series(None, index=rows.index)).fillna("").astype(str).str.upper()
+    formats = (
+        rows.get("format", pd.Series("", index=rows.index)).astype(object).fillna("").astype(str).str.upper()
+    )
     suffixes = rows["path"].map(lambda p: Path(p).suffix.lstrip(".").lower() or "bin")
     return formats.map(EXTENSIONS).fillna(suffixes)
 

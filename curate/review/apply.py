@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from curate.executor import ExecutorOptions, StageResult, stats_path
 from curate.pipeline import StageSpec, run_specs
 from curate.review.decisions import CSV_COLUMNS, event_from_row, fresh_events, import_events
 from curate.review.source import review_input_stage, store_path
-from curate.review.store import DecisionStore, Event
+from curate.review.store import DecisionStore, Event, decisions_digest
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +80,6 @@ def check_known(workdir: Path, numbered: list[tuple[int, Event]]) -> None:
                     f"line {line}: {field} {value!r} is not in {workdir}/{stage}; decisions name images and "
                     "identities of this workdir: fix the row or import into the workdir it came from"
                 )
-
-
-def decisions_digest(path: Path) -> str:
-    """A fingerprint of the decision log's live content (recorded in the stage config)."""
-    store = DecisionStore(path)
-    try:
-        events = store.events()
-    finally:
-        store.close()
-    text = events[["seq", "decision", "image_id", "identity_id", "target", "reviewer", "undone"]].to_csv()
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def review_spec(workdir: Path, input_stage: str | None = None, decisions: str = "") -> StageSpec:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from curate import manifest, storage
 from curate.errors import CurateError
+from curate.review.store import decisions_digest
 from curate.storage import review_dir
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,22 @@ def store_path(workdir: Path) -> Path:
 def default_export_dir(workdir: Path) -> Path:
     """Where ``curate review export`` writes unless told otherwise."""
     return review_dir(workdir) / "export"
+
+
+def unapplied_decisions(workdir: Path) -> str:
+    """Why the ``review`` stage no longer shows the decision log ('' when it does, or there is no review).
+
+    ``review apply`` records a fingerprint of the log it applied; a decision made, imported or undone
+    since then is not in the stage's manifest until ``review apply`` runs again.
+    """
+    try:
+        saved = json.loads(storage.config_path(workdir, "review").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    log = Path(saved.get("decisions") or store_path(workdir))
+    if not log.is_file() or decisions_digest(log) == saved.get("digest"):
+        return ""
+    return "decisions were made, imported or undone after 'review apply' ran; run 'curate review apply'"
 
 
 def finished_at(workdir: Path, stage: str) -> float | None:

@@ -16,6 +16,7 @@ Event kinds (``kind`` follows from ``decision``, see :data:`KINDS`):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -274,3 +275,14 @@ def latest_per_reviewer(events: pd.DataFrame) -> pd.DataFrame:
         return events.assign(key=pd.Series(dtype=object))
     frame = events.assign(key=target_key(events))
     return frame.sort_values("seq").drop_duplicates(["kind", "key", "reviewer"], keep="last")
+
+
+def decisions_digest(path: Path) -> str:
+    """A fingerprint of the decision log's live content (``review apply`` records it in the stage config)."""
+    store = DecisionStore(path)
+    try:
+        events = store.events()
+    finally:
+        store.close()
+    text = events[["seq", "decision", "image_id", "identity_id", "target", "reviewer", "undone"]].to_csv()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
