@@ -40,7 +40,9 @@ class EvaluateConfig:
     folds: list[int] = setting([], help="only these folds, e.g. 6,7,8,9,10 (none = all)", min=1)
     align: bool = setting(True, help="detect and align faces as the faces stage does")
     cache: Path | None = setting(None, help="embedding cache (none = <workdir>/cache)")
-    out: Path | None = setting(None, help="report folder (none = <workdir>/evaluate/<protocol>-<model>-<id>)")
+    out: Path | None = setting(
+        None, help="report folder (none = <workdir>/evaluate/<protocol>-<model>-<model id>-<settings id>)"
+    )
     group_by: str | None = setting(None, help="manifest column to break accuracy down by")
     manifest_stage: str | None = setting(
         None, help="manifest stage holding --group-by (none = the stage the model was trained on)"

@@ -160,3 +160,17 @@ def test_one_fold_is_said_to_be_not_cross_validated(tmp_path: Path, data_dir: Pa
 
     page = evaluation_section([tmp_path / "one", tmp_path / "both"], None)
     assert page.count("not cross-validated") == 1 and "(2-fold)" in page and "10-fold" not in page
+
+
+def test_evaluations_with_other_settings_keep_their_own_report_folders(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Without --out, other --folds (or pairs, alignment...) write another folder, not the first one over."""
+    pairs = _orl_tree(data_dir, tmp_path / "lfw")
+    for extra in ((), ("--folds", "1"), ()):
+        assert _evaluate(tmp_path / "w", pairs, tmp_path / "lfw", *extra).exit_code == 0
+    reports = {
+        p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "w" / "evaluate").glob("*/report.json")
+    }
+    assert len(reports) == 2, sorted(reports)
+    assert sorted(len(report["folds"]) for report in reports.values()) == [1, 2]

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.commands.options import config_options
-from curate.config import build_config
+from curate.config import build_config, config_to_dict
 from curate.evaluate_config import EvaluateConfig
 from curate.progress import Bars
 
@@ -48,6 +48,15 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(table)
 
 
+def settings_fingerprint(config: EvaluateConfig) -> str:
+    """8 hex digits of the settings that change an evaluation's figures (pairs, images, folds, alignment,
+    grouping...): two evaluations of one model with other settings get their own report folders."""
+    from curate.lineage import digest_of
+
+    chosen = {k: v for k, v in config_to_dict(config).items() if k not in ("model", "out", "cache")}
+    return digest_of(chosen)[:8]
+
+
 @app.command("evaluate")
 @config_options(EvaluateConfig)
 def evaluate_command(
@@ -63,7 +72,7 @@ def evaluate_command(
 
     workdir = ctx.obj.workdir
     model, protocol = config.model or default_model(workdir), config.resolved_protocol().value
-    label = f"{protocol}-{Path(model).name}-{model_fingerprint(model)[:8]}"
+    label = f"{protocol}-{Path(model).name}-{model_fingerprint(model)[:8]}-{settings_fingerprint(config)}"
     with Bars(eta=True) as bars:
         report = evaluate(
             model,
