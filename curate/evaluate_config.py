@@ -33,7 +33,10 @@ class EvaluateConfig:
     pairs: Path | None = setting(
         None, help="pairs.txt (lfw) or the CFP Protocol folder (cfp-ff, cfp-fp); none = the workdir's pairs"
     )
-    images: Path | None = setting(None, help="the image root the pairs name files under (with --pairs)")
+    images: Path | None = setting(
+        None,
+        help="the image root the pairs name files under (lfw; cfp-*: none = as the Protocol's lists say)",
+    )
     protocol: Protocol | None = setting(
         None, help="lfw, cfp-ff, cfp-fp or workdir (none = lfw with --pairs, else workdir)"
     )
@@ -55,11 +58,12 @@ class EvaluateConfig:
         """Raise ConfigError for a pairs file or image root that is not there, or a protocol without them."""
         if self.pairs is not None and not Path(self.pairs).exists():
             raise ConfigError("pairs", str(self.pairs), "give pairs.txt or the CFP Protocol folder")
-        if self.pairs is not None and (self.images is None or not Path(self.images).is_dir()):
+        lfw = self.pairs is not None and self.resolved_protocol() is Protocol.LFW
+        if (lfw and self.images is None) or (self.images is not None and not Path(self.images).is_dir()):
             raise ConfigError("images", self.images, "give the folder the pairs' images are under")
         if self.protocol not in (None, Protocol.WORKDIR) and self.pairs is None:
             raise ConfigError(
-                "pairs", None, f"protocol {self.protocol.value} reads a pairs file: give --pairs and --images"
+                "pairs", None, f"protocol {self.protocol.value} reads a pairs file or folder: give --pairs"
             )
 
     def resolved_protocol(self) -> Protocol:

@@ -174,3 +174,16 @@ def test_evaluations_with_other_settings_keep_their_own_report_folders(
     }
     assert len(reports) == 2, sorted(reports)
     assert sorted(len(report["folds"]) for report in reports.values()) == [1, 2]
+
+
+def test_cfp_pairs_need_no_image_root(tmp_path: Path, data_dir: Path) -> None:
+    """The CFP Protocol's lists name their images (../Data/Images/...): --images may be left out."""
+    real = (data_dir / "cfp" / "Protocol" / "Split" / "FF" / "01" / "same.txt").read_text().splitlines()
+    protocol = _cfp_protocol(data_dir, tmp_path / "cfp" / "Protocol", real[:10])
+    (tmp_path / "cfp" / "Data").symlink_to(data_dir / "cfp" / "Data")
+    args = ["-w", str(tmp_path / "work"), "evaluate", "--model", "handcrafted", "--pairs", str(protocol)]
+    result = CliRunner().invoke(app, [*args, "--protocol", "cfp-ff", "--no-align", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_genuine"] == 10
+    lfw = CliRunner().invoke(app, [*args[:-1], str(_orl_tree(data_dir, tmp_path / "lfw")), "--no-align"])
+    assert "images" in _error_line(lfw)  # lfw's pairs.txt names people, not files: the root is needed

@@ -29,9 +29,12 @@ logger = logging.getLogger(__name__)
 PROTOCOLS = ("lfw", *CFP_PROTOCOLS, WORKDIR_PROTOCOL)
 
 
-def read_pairs(protocol: str, pairs: Path, images: Path) -> PairSet:
-    """The pair set of ``protocol``: ``lfw`` reads a pairs.txt file, ``cfp-*`` the CFP Protocol folder."""
+def read_pairs(protocol: str, pairs: Path, images: Path | None) -> PairSet:
+    """The pair set of ``protocol``: ``lfw`` reads a pairs.txt file under the image root ``images``,
+    ``cfp-*`` the CFP Protocol folder (images where its lists say, or under ``images`` when given)."""
     if protocol == "lfw":
+        if images is None:
+            raise CurateError("the lfw protocol needs --images, the folder of <name>/<name>_NNNN.jpg files")
         if not Path(pairs).is_file():
             raise CurateError(f"--pairs {pairs}: the lfw protocol needs a pairs.txt file")
         return read_lfw_pairs(pairs, images)
@@ -167,8 +170,8 @@ def _pair_set(
         if workdir is None or stage is None:
             raise CurateError("the workdir protocol needs --workdir with a curated manifest")
         return manifest_pairs(workdir, stage), {"note": pairs_note(workdir, model, stage)}
-    if pairs is None or images is None:
-        raise CurateError(f"the {protocol} protocol needs --pairs and --images")
+    if pairs is None:
+        raise CurateError(f"the {protocol} protocol needs --pairs (and --images for lfw)")
     return read_pairs(protocol, pairs, images), {}
 
 
