@@ -203,6 +203,8 @@ def plan_stage(
         for sub in ("_done", "_input"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
     config = save_config(workdir, stage, input_stage, n_shards, key)
+    if input_stage is None:
+        _require_same_source(workdir, stage, n_shards)
     scope = "all" if isinstance(stage, GlobalStage) else "shard"
     inputs = {
         s: {src: checks.digest(src, None if scope == "all" else s) or "" for src in sources}
@@ -230,6 +232,27 @@ def plan_stage(
         for shard in pending:
             lineage.marker_path(workdir, stage.name, shard).unlink(missing_ok=True)
     return StagePlan(workdir, stage.name, n_shards, config, scope, inputs, pending)
+
+
+def _require_same_source(workdir: Path, stage: Stage, n_shards: int) -> None:
+    """Refuse to go on from rows planned from a source (collect's folder) that has changed since: a re-run
+    would skip the files added and keep the ones gone, and say it is done."""
+    planned_paths = [storage.input_path(workdir, stage.name, s) for s in range(n_shards)]
+    if not all(path.exists() for path in planned_paths):
+        return  # nothing planned yet (or --overwrite): the run plans from the source as it is now
+    tables = stage.plan(workdir, n_shards)
+    if tables is None:
+        return
+    planned = {v for path in planned_paths for v in manifest.read_shard(path).column("source").to_pylist()}
+    now = {v for table in tables.values() for v in table.column("source").to_pylist()}
+    if planned != now:
+        added, gone = sorted(now - planned), sorted(planned - now)
+        example = (added or gone)[0]
+        raise CurateError(
+            f"the source of '{stage.name}' changed since it was planned ({len(added)} files added, "
+            f"{len(gone)} gone, e.g. {example}); re-run '{stage.name}' with --overwrite to take it as it "
+            "is now (the later stages then redo their work)"
+        )
 
 
 def require_current(workdir: Path, stage: str) -> None:
