@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,8 +221,12 @@ def scale_to_8bit(im: Image.Image) -> np.ndarray:
     return np.clip(np.rint((values - low) / full * 255.0), 0, 255).astype(np.uint8)
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<_io.BytesIO object at 0x7f...>": differs on every run
+
+
 def _explain(exc: BaseException) -> str:
-    message = str(exc).strip()
+    """The exception as ``Type: message``, without object addresses, so a re-run writes the same reason."""
+    message = _ADDRESS.sub("", str(exc)).strip()
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

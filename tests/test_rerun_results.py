@@ -1,0 +1,36 @@
+"""Re-runs on real files give the same manifest rows: nothing run-specific leaks into a row's reason."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from curate import cli
+from curate.decode import decode_bytes
+
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+
+
+def test_undecodable_file_reason_is_the_same_on_every_run(tmp_path: Path, data_dir: Path) -> None:
+    """A broken PNG's reason named a BytesIO's memory address, so collect --overwrite on the same folder
+    wrote a different manifest and every later stage became stale."""
+    images = tmp_path / "images" / "person"
+    images.mkdir(parents=True)
+    shutil.copy(data_dir / "cfp/Data/Images/001/frontal/01.jpg", images / "01.jpg")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    runner = CliRunner()
+    common = ["-w", str(tmp_path / "work"), "--workers", "0", "--shards", "1"]
+    reasons = []
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(cli.app, [*common, "collect", str(tmp_path / "images"), *extra])
+        assert result.exit_code == 0, result.output
+        frame = pd.read_parquet(tmp_path / "work" / "collect").set_index("source")
+        reasons.append(frame.loc[str(images / "broken.png"), "reason"])
+    assert reasons[0] == reasons[1]
+    assert reasons[0].startswith("cannot open PNG: UnidentifiedImageError: cannot identify image file")
+    assert not ADDRESS.search(reasons[0]), reasons[0]
+    assert not ADDRESS.search(decode_bytes(b"\x89PNG\r\n\x1a\nbroken").reason)
