@@ -1,4 +1,4 @@
-"""Re-runs on real files give the same manifest rows: nothing run-specific leaks into a row's reason."""
+"""Re-runs and edge collections on real files: the same rows every run, and a way on where rank cannot run."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ def test_undecodable_file_reason_is_the_same_on_every_run(tmp_path: Path, data_d
     assert reasons[0].startswith("cannot open PNG: UnidentifiedImageError: cannot identify image file")
     assert not ADDRESS.search(reasons[0]), reasons[0]
     assert not ADDRESS.search(decode_bytes(b"\x89PNG\r\n\x1a\nbroken").reason)
+
+
+def test_one_identity_collection_rank_names_the_way_on(tmp_path: Path, data_dir: Path) -> None:
+    """rank cannot score a lone identity (no negatives); its one-line error names the way on, and that way
+    (dedup reading describe) runs and keeps every row."""
+    images = tmp_path / "images" / "person"
+    images.mkdir(parents=True)
+    for k in (1, 2, 3):
+        shutil.copy(data_dir / f"cfp/Data/Images/002/frontal/{k:02d}.jpg", images / f"{k:02d}.jpg")
+    runner = CliRunner()
+    common = ["-w", str(tmp_path / "work"), "--workers", "0", "--shards", "2"]
+    for command in (["collect", str(tmp_path / "images")], ["faces"], ["describe"]):
+        result = runner.invoke(cli.app, [*common, *command])
+        assert result.exit_code == 0, result.output
+    rank = runner.invoke(cli.app, [*common, "rank"])
+    assert rank.exit_code == 1 and "curate dedup --input describe" in rank.output
+    dedup = runner.invoke(cli.app, [*common, "dedup", "--input", "describe"])
+    assert dedup.exit_code == 0, dedup.output
+    frame = pd.read_parquet(tmp_path / "work" / "dedup")
+    assert len(frame) == 3 and set(frame.status) == {"ok"}

@@ -203,7 +203,10 @@ def _rank_one(
     if len(negatives) == 0:  # no other identity kept anything last round: fall back to all their images
         negatives, negative_yaw = pools[1].sample(index, config.negatives_per_identity, rng)
     if len(negatives) == 0:
-        raise CurateError("rank needs at least two identities with ok images to draw negatives from")
+        raise CurateError(
+            "rank needs at least two identities with ok images to draw negatives from; with one identity "
+            "skip rank: run curate dedup --input describe"
+        )
     scores = scorer.score(identity.vectors, positives, negatives, rng, identity.poses(), negative_yaw)
     ranks, kept = decide(scores, config.keep, config.min_score)
     return scores, ranks, kept
