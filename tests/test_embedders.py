@@ -122,6 +122,17 @@ def test_dlib_network_in_torch_gives_dlibs_own_vectors(data_dir: Path, tmp_path:
         read_layers(not_a_model)
 
 
+def test_dlib_vector_of_a_face_does_not_depend_on_its_batch(data_dir: Path) -> None:
+    """The same chip gives the same bits alone, in a batch of 7 and in one of 21 (shards split batches)."""
+    chips = [
+        np.asarray(Image.fromarray(cfp_photo(data_dir, p, "frontal", 3)).resize((150, 150)))
+        for p in range(1, 22)
+    ]
+    embedder = get_embedder("dlib")
+    alone, seven, all_of_them = (embedder.embed(chips[:n])[0] for n in (1, 7, 21))
+    assert np.array_equal(alone, seven) and np.array_equal(alone, all_of_them)
+
+
 class TinyNet(torch.nn.Module):
     """A small network with the exported embedder's contract: normalised N x 3 x H x W in, N x D out."""
 

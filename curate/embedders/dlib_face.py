@@ -19,6 +19,10 @@ from curate.errors import CurateError
 logger = logging.getLogger(__name__)
 
 CHIP_SIZE = 150
+# Chips go through the network in chunks of exactly this many (CPU, GPU), the last one padded with blank
+# chips: a convolution's algorithm, and so a vector's last bits, can change with the batch size, and a
+# face's vector must not depend on how many others share its shard's last batch.
+CHUNK = (16, 128)
 
 
 def _chip(image: np.ndarray) -> np.ndarray:
@@ -38,6 +42,7 @@ class DlibEmbedder:
     On a CPU the forward pass uses one thread, as dlib's own did: stages get their parallelism from
     worker processes, and a second thread on a busy core costs more than it gives. On a GPU (when torch
     sees one) the batch runs there, in full fp32 (TF32 convolutions off), so the vectors stay dlib's.
+    Batches run in fixed-size chunks (:data:`CHUNK`), so a face's vector never depends on its batch.
     """
 
     name = "dlib"
@@ -67,14 +72,22 @@ class DlibEmbedder:
 
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        chips = torch.from_numpy(np.stack([_chip(image) for image in images])).to(self._device)
+        chips = np.stack([_chip(image) for image in images])
+        size = CHUNK[self._device.type == "cuda"]
+        padded = np.zeros((-(-len(chips) // size) * size, *chips.shape[1:]), dtype=np.uint8)
+        padded[: len(chips)] = chips
         threads, tf32 = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
         try:
             torch.set_num_threads(1 if self._device.type == "cpu" else threads)
             torch.backends.cudnn.allow_tf32 = False  # full fp32 on a GPU too: dlib's vectors, not TF32's
             with torch.inference_mode():
-                vectors = self._network(chips).cpu().numpy()
+                vectors = [
+                    self._network(torch.from_numpy(padded[start : start + size]).to(self._device))
+                    .cpu()
+                    .numpy()
+                    for start in range(0, len(padded), size)
+                ]
         finally:
             torch.set_num_threads(threads)
             torch.backends.cudnn.allow_tf32 = tf32
-        return l2_normalise(vectors)
+        return l2_normalise(np.concatenate(vectors)[: len(chips)])
