@@ -52,3 +52,17 @@ def test_a_benchmark_that_matches_nothing_says_so(tmp_path):
     result = _candidates(tmp_path / "w", str(_names(tmp_path)), "--exclude", str(bench))
     assert result.exit_code == 0, result.output
     assert "4 kept of 4" in result.output and "overlap with other: 0" in result.output
+
+
+def test_a_list_without_names_is_one_line(tmp_path):
+    """An empty source made a candidates list of 0 identities, so select excluded every image; an empty
+    (or header-only) benchmark list excluded no one. Both were accepted without a word."""
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"\xef\xbb\xbf\n\n")
+    header_only = tmp_path / "bench.csv"
+    header_only.write_text("name,gender\n")
+    for args in ([str(empty)], [str(_names(tmp_path)), "--exclude", str(header_only)]):
+        result = _candidates(tmp_path / "w", *args)
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+        assert "holds no names" in result.output
+    assert not (tmp_path / "w" / "candidates" / "candidates.parquet").exists()

@@ -205,5 +205,7 @@ def read_source(path: Path) -> list[NameRecord]:
             f"name it one of {', '.join(NAME_COLUMNS)}, or give one name a line"
         )
     records = _READERS[kind](text, path.stem)
+    if not records:  # an empty candidates list would exclude every image, an empty benchmark no one
+        raise CurateError(f"name source {path} holds no names (read as {kind}); give a list of names")
     logger.info("read %d names from %s (%s)", len(records), path, kind)
     return records
