@@ -266,10 +266,12 @@ def _require_same_source(workdir: Path, stage: Stage, n_shards: int) -> None:
             f"the source of '{stage.name}' changed since it was planned ({len(added)} files added, "
             f"{len(gone)} gone, e.g. {example}); {fix}"
         )
-    changed = sorted(dict(row)["source"] for row in (now_rows - planned_rows) + (planned_rows - now_rows))
+    changed = [dict(row) for row in (now_rows - planned_rows) + (planned_rows - now_rows)]
+    example = min(changed, key=lambda row: (not row["source"], str(row["source"])))
     raise CurateError(
         f"the source of '{stage.name}' changed since it was planned: the same files, but their rows "
-        f"differ (identity name, rank or repeated lines), e.g. {changed[0]}; {fix}"
+        f"differ (identity name, rank or repeated lines), e.g. {example['source']!r} under "
+        f"{example['identity_name']!r}; {fix}"
     )
 
 

@@ -58,6 +58,7 @@ def test_a_url_list_renaming_an_identity_or_repeating_a_line_is_refused(tmp_path
         refused = runner.invoke(app, args)
         assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
         assert "rows differ" in refused.output and "--overwrite" in refused.output
+        assert f"e.g. '{server.url('/img/0.jpg')}' under 'Robert'" in refused.output
 
         source.write_text("identity,url\n" + "\n".join([*lines, lines[0]]) + "\n")  # Bob again, one twice
         refused = runner.invoke(app, args)
