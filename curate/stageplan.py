@@ -15,9 +15,11 @@ import json
 import logging
 import shutil
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curate import __version__, lineage, manifest, storage
 from curate.config import config_to_dict
@@ -25,6 +27,9 @@ from curate.errors import ConfigError, CurateError
 from curate.lineage import DONE, Checks
 from curate.stage import GlobalStage, Stage
 from curate.stages import STAGES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -235,24 +240,44 @@ def plan_stage(
 
 
 def _require_same_source(workdir: Path, stage: Stage, n_shards: int) -> None:
-    """Refuse to go on from rows planned from a source (collect's folder) that has changed since: a re-run
-    would skip the files added and keep the ones gone, and say it is done."""
+    """Refuse to go on from rows planned from a source (collect's folder, a URL list) that has changed
+    since: a re-run would skip the files added and keep the ones gone, or keep the identity names, ranks
+    and repeated lines the rows had when planned, and say it is done."""
     planned_paths = [storage.input_path(workdir, stage.name, s) for s in range(n_shards)]
     if not all(path.exists() for path in planned_paths):
         return  # nothing planned yet (or --overwrite): the run plans from the source as it is now
     tables = stage.plan(workdir, n_shards)
     if tables is None:
         return
-    planned = {v for path in planned_paths for v in manifest.read_shard(path).column("source").to_pylist()}
-    now = {v for table in tables.values() for v in table.column("source").to_pylist()}
+    planned_rows = _row_counts(manifest.read_shard(path) for path in planned_paths)
+    now_rows = _row_counts(tables.values())
+    if planned_rows == now_rows:
+        return
+    planned = {dict(row)["source"] for row in planned_rows}
+    now = {dict(row)["source"] for row in now_rows}
+    fix = (
+        f"re-run '{stage.name}' with --overwrite to take it as it is now (the later stages then redo "
+        "their work)"
+    )
     if planned != now:
         added, gone = sorted(now - planned), sorted(planned - now)
         example = (added or gone)[0]
         raise CurateError(
             f"the source of '{stage.name}' changed since it was planned ({len(added)} files added, "
-            f"{len(gone)} gone, e.g. {example}); re-run '{stage.name}' with --overwrite to take it as it "
-            "is now (the later stages then redo their work)"
+            f"{len(gone)} gone, e.g. {example}); {fix}"
         )
+    changed = [dict(row) for row in (now_rows - planned_rows) + (planned_rows - now_rows)]
+    example = min(changed, key=lambda row: (not row["source"], str(row["source"])))
+    raise CurateError(
+        f"the source of '{stage.name}' changed since it was planned: the same files, but their rows "
+        f"differ (identity name, rank or repeated lines), e.g. {example['source']!r} under "
+        f"{example['identity_name']!r}; {fix}"
+    )
+
+
+def _row_counts(tables: Iterable[pa.Table]) -> Counter[tuple[tuple[str, Any], ...]]:
+    """The planned rows of ``tables``, each as its sorted (column, value) pairs, with how often it occurs."""
+    return Counter(tuple(sorted(row.items())) for table in tables for row in table.to_pylist())
 
 
 def require_current(workdir: Path, stage: str) -> None:

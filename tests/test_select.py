@@ -226,3 +226,22 @@ def test_a_candidates_list_built_after_select_makes_it_stale(tmp_path, data_dir)
     assert {r["identity_name"] for r in rows if r["status"] == "ok"} == {"s1", "s2"}
     assert {r["reason"] for r in rows if r["identity_name"] == "s3"} == {NOT_LISTED}
     assert lineage.stage_state(lineage.Checks(workdir, 2), "select").label == "done"
+
+
+def test_a_name_list_given_as_candidates_is_one_line(tmp_path, data_dir):
+    """``--candidates names.txt`` (the name list, not the list built from it) was a pyarrow traceback."""
+    from curate.cli import app
+
+    photos = tmp_path / "photos" / "s1"
+    photos.mkdir(parents=True)
+    shutil.copyfile(data_dir / "orl_faces" / "s1" / "1.pgm", photos / "1.pgm")
+    names = tmp_path / "names.txt"
+    names.write_text("s1\n")
+    runner = CliRunner()
+    w = ["-w", str(tmp_path / "w"), "--workers", "0"]
+    assert runner.invoke(app, [*w, "collect", str(tmp_path / "photos")]).exit_code == 0
+    result = runner.invoke(app, [*w, "select", "--input", "collect", "--candidates", str(names)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.count("\n") == 1 and "not a Parquet file" in result.output
+    assert "curate candidates" in result.output
+    assert not (tmp_path / "w" / "select" / "_SUCCESS").exists()

@@ -38,3 +38,52 @@ def test_a_collect_folder_changed_since_collect_is_refused_until_overwrite(tmp_p
     assert redone.exit_code == 0, redone.output
     sources = set(pd.read_parquet(tmp_path / "work" / "collect")["source"])
     assert len(sources) == 11 and not any(s.endswith("s1/2.pgm") for s in sources)
+
+
+def test_a_url_list_renaming_an_identity_or_repeating_a_line_is_refused(tmp_path, data_dir):
+    """The same URLs under another identity name (or a line added twice) used to answer with the old rows."""
+    from httpserver import CaseServer, small_cfp_jpegs
+
+    runner = CliRunner()
+    w = ["-w", str(tmp_path / "work"), "--workers", "0", "--shards", "2"]
+    source = tmp_path / "urls.csv"
+    with CaseServer(small_cfp_jpegs(data_dir, 4)) as server:
+        lines = [f"Bob,{server.url(f'/img/{i}.jpg')}" for i in range(4)]
+        source.write_text("identity,url\n" + "\n".join(lines) + "\n")
+        args = [*w, "download", str(source), "--allowed-networks", "127.0.0.0/8"]
+        assert runner.invoke(app, args).exit_code == 0
+        assert runner.invoke(app, args).exit_code == 0  # nothing changed: skipped
+
+        source.write_text("identity,url\n" + "\n".join(lines).replace("Bob,", "Robert,") + "\n")
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
+        assert "rows differ" in refused.output and "--overwrite" in refused.output
+        assert f"e.g. '{server.url('/img/0.jpg')}' under 'Robert'" in refused.output
+
+        source.write_text("identity,url\n" + "\n".join([*lines, lines[0]]) + "\n")  # Bob again, one twice
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 1 and "rows differ" in refused.output, refused.output
+
+        source.write_text("identity,url\n" + "\n".join(lines).replace("Bob,", "Robert,") + "\n")
+        assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    frame = pd.read_parquet(tmp_path / "work" / "collect")
+    assert set(frame.identity_name) == {"Robert"} and set(frame.status) == {"ok"} and len(frame) == 4
+
+
+def test_a_names_file_renaming_a_folder_is_refused(tmp_path, data_dir):
+    """collect's --names-file names folder 001 by its line 1: a changed line used to keep the old name."""
+    photos = tmp_path / "photos"
+    for number, subject in (("001", 1), ("002", 2)):
+        (photos / number).mkdir(parents=True)
+        shutil.copyfile(data_dir / "orl_faces" / f"s{subject}" / "1.pgm", photos / number / "1.pgm")
+    names = tmp_path / "names.txt"
+    names.write_text("Ann Lee\nBob\n")
+    runner = CliRunner()
+    args = ["-w", str(tmp_path / "work"), "--workers", "0", "collect", str(photos)]
+    args += ["--names-file", str(names)]
+    assert runner.invoke(app, args).exit_code == 0
+    names.write_text("Ann Lee\nRobert\n")
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "rows differ" in refused.output, refused.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert sorted(pd.read_parquet(tmp_path / "work" / "collect").identity_name) == ["Ann Lee", "Robert"]

@@ -9,8 +9,9 @@ Formats (checked in this order on the first non-empty line):
   Gender``. Only the first rows carry ``Sample_Num``; the others put ``Flag, Gender`` one column early and
   leave the last empty, so each row is read by its shape. Names are quoted with a leading space and use
   underscores for spaces.
-- **CSV** (header with a ``name`` column): ``aliases`` (``|``-separated), ``popularity``, ``external_id`` (or
-  ``id``); any other column is an attribute.
+- **CSV** (header with a ``name`` column, or ``identity`` / ``identity_name`` as in URL lists): ``aliases``
+  (``|``-separated), ``popularity``, ``external_id`` (or ``id``); any other column is an attribute. A
+  ``.csv`` file whose comma-separated header has none of those columns is an error, not a text list.
 - **Name TAB count** (LFW's ``lfw-names.txt``): underscores for spaces; the count becomes the popularity.
 - **Text**: one name a line.
 """
@@ -29,6 +30,7 @@ from curate.errors import CurateError
 logger = logging.getLogger(__name__)
 
 ALIAS_SEPARATOR = "|"
+NAME_COLUMNS = ("name", "identity", "identity_name")  # the first one present names the row
 
 
 @dataclass
@@ -55,7 +57,7 @@ def detect_format(text: str) -> str:
         return "jsonl"
     if "class_id" in header and "name" in header:
         return "vggface2"
-    if "name" in header:
+    if any(column in header for column in NAME_COLUMNS):
         return "csv"
     parts = first.split("\t")
     if len(parts) == 2 and parts[1].strip().isdigit():
@@ -148,7 +150,7 @@ def _read_csv(text: str, stem: str) -> list[NameRecord]:
     records = []
     for number, row in enumerate(reader, start=2):
         fields = {(k or "").strip().casefold(): (v or "").strip() for k, v in row.items() if k is not None}
-        name = _clean(fields.pop("name", ""))
+        name = _clean(str(_take(fields, *NAME_COLUMNS) or ""))
         if not name:
             continue
         aliases = _aliases(_take(fields, "aliases", "alias"))
@@ -196,6 +198,14 @@ def read_source(path: Path) -> list[NameRecord]:
     except UnicodeDecodeError:
         raise CurateError(f"name source {path} is not UTF-8 text; re-save it as UTF-8") from None
     kind = detect_format(text)
+    first = _first_line(text)
+    if kind == "text" and path.suffix.lower() == ".csv" and "," in first:
+        raise CurateError(
+            f"name source {path} has no name column (header {first.strip()!r}); "
+            f"name it one of {', '.join(NAME_COLUMNS)}, or give one name a line"
+        )
     records = _READERS[kind](text, path.stem)
+    if not records:  # an empty candidates list would exclude every image, an empty benchmark no one
+        raise CurateError(f"name source {path} holds no names (read as {kind}); give a list of names")
     logger.info("read %d names from %s (%s)", len(records), path, kind)
     return records

@@ -44,8 +44,8 @@ def candidates(
     path = write_candidates(table, Path(ctx.obj.workdir))
     summary = summarize(table)
     typer.echo(f"candidates: {summary.kept} kept of {summary.total} identities -> {path}")
-    for stem, count in sorted(summary.per_benchmark.items()):
-        typer.echo(f"  excluded, overlap with {stem}: {count}")
+    for stem in sorted({*summary.per_benchmark, *(Path(path).stem for path in config.exclude)}):
+        typer.echo(f"  excluded, overlap with {stem}: {summary.per_benchmark.get(stem, 0)}")
     for kind in ("balance", "max"):
         if summary.per_exclusion.get(kind):
             typer.echo(f"  excluded by {kind}: {summary.per_exclusion[kind]}")

@@ -9,7 +9,9 @@ Two formats, one row per result:
 ``rank`` is the result's position in the search engine's answer (1 = top). When no row of the file gives
 a rank, each row's rank is its 1-based position among its identity's rows in the file, since exported
 results come in rank order. A row without a name or URL, or with a rank that is not a whole number, still
-becomes a row: with a status and reason instead of being dropped.
+becomes a row: with a status and reason instead of being dropped. A file that cannot be read as a whole
+(not UTF-8, a bad header or JSON line, an unclosed quote that would swallow the lines after it) is a
+``ConfigError`` naming the line.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ def read_url_list(path: Path, case_sensitive_names: bool = False) -> list[UrlRow
     if not path.is_file():
         raise ConfigError("source", str(path), "no such file; give a .csv or .jsonl URL list")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        records = _csv_records(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        records = _jsonl_records(path)
-    else:
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ConfigError("source", str(path), "a URL list must be a .csv or .jsonl file")
+    try:
+        records = _csv_records(path) if suffix == ".csv" else _jsonl_records(path)
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text ({exc.reason}); re-save it as UTF-8"
+        raise ConfigError("source", str(path), why) from None
+    except csv.Error as exc:
+        raise ConfigError("source", str(path), f"not a readable CSV file ({exc})") from None
     rows = [_row(line, record) for line, record in records]
     if rows and all(row.rank is None for row in rows):
         seen: Counter[str] = Counter()
@@ -84,7 +89,26 @@ def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 f"the CSV header needs an identity (or name) column and a url column; found {header}",
             )
         reader.fieldnames = header
-        return [(reader.line_num, record) for record in reader]
+        records = []
+        start = reader.line_num + 1
+        for record in reader:
+            _check_one_line(path, start, reader.line_num, record)
+            records.append((reader.line_num, record))
+            start = reader.line_num + 1
+        return records
+
+
+def _check_one_line(path: Path, start: int, end: int, record: dict[Any, Any]) -> None:
+    """Refuse a name or URL holding a line break: an unclosed quote that swallowed the lines after it."""
+    for key in ("url", *NAME_KEYS):
+        value = record.get(key)
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raise ConfigError(
+                "source",
+                f"{path}:{start}",
+                f"an unclosed quote: the {key} runs over the next {max(end - start, 1)} line(s), which "
+                "would swallow their rows; close or remove the quote",
+            )
 
 
 def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -87,7 +87,15 @@ class SelectStage(ShardStage):
         path = Path(self.config.candidates or candidates_path(workdir))
         if not path.is_file():
             return  # no list: only min_images applies
-        metadata = pq.read_schema(path).metadata or {}
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError):
+            raise ConfigError(
+                "candidates",
+                str(path),
+                "not a Parquet file; give the list `curate candidates NAME_LISTS...` builds from name "
+                "lists (<workdir>/candidates/candidates.parquet, the default), not a name list",
+            ) from None
         kind = metadata.get(manifest.META_KIND, b"").decode()
         if kind != CANDIDATES_KIND:
             raise ConfigError(
