@@ -170,6 +170,19 @@ def test_keeper_prefers_score_then_resolution_then_image_id() -> None:
     assert choose_keepers(labels, np.full(4, np.nan), np.array([5, 5, 1, 5.0]), list("dcba"))[0] == 3
 
 
+def test_keeper_takes_the_larger_copy_when_rank_scores_all_but_tie() -> None:
+    """Copies of one photo score alike: within SCORE_TIE the larger is kept, beyond it the score wins."""
+    pair = np.zeros(2, dtype=np.int64)
+    half_size, original = 90 * 82, 180 * 165
+    near = choose_keepers(pair, np.array([0.999815, 0.999667]), np.array([half_size, original]), ["a", "b"])
+    assert near.tolist() == [1, 1]  # the original, though its score is 0.00015 lower
+    far = choose_keepers(pair, np.array([0.95, 0.90]), np.array([half_size, original]), ["a", "b"])
+    assert far.tolist() == [0, 0]
+    two = np.array([0, 0, 1, 1])  # each cluster decides on its own best score
+    mixed = choose_keepers(two, np.array([0.5, 0.995, 0.999, 0.2]), np.array([9.0, 1, 1, 9]), list("abcd"))
+    assert mixed.tolist() == [1, 1, 2, 2]
+
+
 def blob_image(seed: int, size: int = 96) -> np.ndarray:
     """A smooth random grey picture (different seeds: unrelated pictures)."""
     from PIL import Image

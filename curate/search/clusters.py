@@ -3,7 +3,9 @@
 Cluster membership does not depend on the order pairs or rows come in (it is the connected components of
 the pair graph). The kept member is the best by an explicit total order on row *values* (rank score, then
 resolution, then ``image_id``, then any further tie-breakers), never by position, so shuffling the input
-rows keeps the same images.
+rows keeps the same images. Rank scores within :data:`SCORE_TIE` of the cluster's best count as equal:
+copies of one photo score nearly alike (0.9997 against 0.9998), and then the larger copy, usually the
+undegraded original, is the one to keep.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+SCORE_TIE = 0.01  # rank scores this close to the cluster's best tie; resolution decides among them
 
 
 def cluster_labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -48,15 +52,20 @@ def choose_keepers(
 ) -> np.ndarray:
     """Per item, the index of the member its cluster keeps (itself for the kept one and for singletons).
 
-    Best = highest ``rank_score`` (NaN counts as lowest), then highest ``resolution``, then smallest
-    ``image_id``, then smallest value of each ``tie_breakers`` column in turn.
+    Best = a ``rank_score`` within :data:`SCORE_TIE` of the cluster's highest (NaN counts as lowest), then
+    highest ``resolution``, then highest ``rank_score``, then smallest ``image_id``, then smallest value of
+    each ``tie_breakers`` column in turn.
     """
     n = len(labels)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     score = np.where(np.isnan(rank_score), -np.inf, rank_score.astype(np.float64))
+    _, cluster = np.unique(labels, return_inverse=True)
+    best = np.full(cluster.max() + 1, -np.inf)
+    np.maximum.at(best, cluster, score)
+    near_best = (score >= best[cluster] - SCORE_TIE).astype(np.int64)  # -inf >= -inf: a NaN-only cluster
     keys = [_ordinal(column) for column in reversed(list(tie_breakers))]
-    keys += [_ordinal(image_id), -resolution.astype(np.float64), -score, labels]
+    keys += [_ordinal(image_id), -score, -resolution.astype(np.float64), -near_best, labels]
     order = np.lexsort(keys)  # the last key sorts first: by cluster, then best member first
     first = np.ones(n, dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]
