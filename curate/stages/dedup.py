@@ -73,6 +73,7 @@ class DedupStage(GlobalStage):
     name: ClassVar[str] = "dedup"
     Config: ClassVar[type] = DedupConfig
     default_input: ClassVar[str | None] = "rank"  # VGG-Face: ranked first, so a cluster keeps its best
+    version: ClassVar[int] = 2  # 2: rank scores within SCORE_TIE tie and the larger copy is kept
 
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors dedup searches."""
