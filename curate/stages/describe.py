@@ -75,6 +75,7 @@ THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 102
 class DescribeStage(ShardStage):
     """Perceptual hashes and embeddings for every ok row; see the module docstring."""
 
+    version: ClassVar[int] = 2  # 2: the square resampled with SQUARE_REDUCING_GAP
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"

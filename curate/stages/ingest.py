@@ -179,6 +179,7 @@ class _Walker:
 class IngestStage(ShardStage):
     """``collect`` from local folders: a row per file, sha256 ids, safe decoding, exact duplicates marked."""
 
+    version = 2  # 2: the square resampled with SQUARE_REDUCING_GAP
     name = "collect"
     Config = IngestConfig
     default_input = None
