@@ -27,6 +27,7 @@ HASH_BITS = 64
 SQUARE_MAX_SIDE = 512  # images are first shrunk to about this size (describe's default ``max_side``)
 
 DEFAULT_MAX_SIDE = 1024  # faces: longer sides are shrunk to this before detection
+DEFAULT_COARSE_SIDE = 640  # faces: a first look at this side; max_side only where it finds no face
 DEFAULT_RETRY_MAX_SIDE = 400  # faces: the longest side the second detection pass sees
 
 BUILTIN_EMBEDDERS = ("dlib", "handcrafted")

@@ -126,6 +126,47 @@ def test_max_side_maps_boxes_and_landmarks_back(data_dir, aligner):
     assert np.abs(full.landmarks - shrunk.landmarks).max() < 0.05 * full.size
 
 
+def web_photo(face_path: Path, width_share: float, side: int = 2000) -> np.ndarray:
+    """A ``side`` x 3/4 ``side`` picture: blurred noise with the CFP photo pasted at ``width_share`` of it."""
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(60, 200, (side * 3 // 32, side // 8, 3), dtype=np.uint8))
+    canvas = noise.resize((side, side * 3 // 4), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(6))
+    photo = Image.open(face_path).convert("RGB")
+    scale = width_share * side / photo.width
+    pasted = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+    canvas.paste(pasted, (side // 3, side // 5))
+    return np.asarray(canvas)
+
+
+def test_coarse_look_first_then_max_side_only_where_it_finds_no_face(data_dir):
+    models = load_models("centerface")
+    passes: list[int] = []
+    default = FaceAligner("centerface", models=models)  # coarse_side 640, max_side 1024
+    run_pass = default._run_pass
+    default._run_pass = lambda image, how: passes.append(how.max_side) or run_pass(image, how)
+    at_1024 = FaceAligner("centerface", max_side=1024, coarse_side=0, models=models)
+    at_640 = FaceAligner("centerface", max_side=640, coarse_side=0, models=models)
+    face = cfp(data_dir, "001", "frontal", 1)
+
+    small = web_photo(face, 0.03)  # a face of about 45 px in a 2,000 px photo: too small at 640 px
+    assert at_640.detect(small) == []
+    found = [f.box for f in at_1024.detect(small)]
+    assert len(found) == 1
+    assert [f.box for f in default.detect(small)] == found and passes == [640, 1024]
+
+    passes.clear()
+    large = web_photo(face, 0.25)  # a face of about 400 px: the coarse look finds it, nothing else runs
+    faces = default.detect(large)
+    assert passes == [640] and [f.box for f in faces] == [f.box for f in at_640.detect(large)]
+    reference = at_1024.detect(large)[0]
+    assert np.abs(np.subtract(faces[0].box, reference.box)).max() < 0.1 * reference.size
+
+    passes.clear()
+    photo = rgb(face)  # a CFP photo under 640 px: one pass, as before the coarse look existed
+    assert [f.box for f in default.detect(photo)] == [f.box for f in at_1024.detect(photo)]
+    assert passes == [1024]
+
+
 def test_yaw_recovers_a_known_rotation_and_ignores_roll():
     eyes_nose = np.array(
         [[1.4, 0, 0], [0.6, 0, 0], [-1.4, 0, 0], [-0.6, 0, 0], [0, 1.2, 0.5]]

@@ -149,6 +149,7 @@ def faces_config(workdir: Path | None) -> Any:
         stored = json.loads(saved.read_text())
         values = {k: v for k, v in stored.get("config", stored).items() if k in known}
         values.setdefault("dlib_landmarks_max_yaw", 0.0)  # saved before the setting: CenterFace's points
+        values.setdefault("coarse_side", 0)  # saved before the setting: no coarse look
         logger.info("aligning as the faces stage in %s did: %s", workdir, values)
     values.update(keep_whole_if_no_face=True, min_face_px=0)
     return build_config(FacesConfig, values, where="faces.")

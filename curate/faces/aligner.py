@@ -20,6 +20,7 @@ class AlignerSettings(Protocol):
     crop_size: int
     padding: float
     max_side: int
+    coarse_side: int
     retry_detector: DetectorKind | str | None
     retry_upsample: int
     retry_max_side: int
@@ -37,6 +38,7 @@ def make_aligner(config: AlignerSettings, models: FaceModels | None = None) -> F
         config.crop_size,
         config.padding,
         max_side=config.max_side,
+        coarse_side=config.coarse_side,
         retry_detector=None if config.retry_detector is None else DetectorKind(config.retry_detector).value,
         retry_upsample=config.retry_upsample,
         retry_max_side=config.retry_max_side,

@@ -23,7 +23,7 @@ import dlib
 import face_recognition_models
 import numpy as np
 
-from curate.constants import DEFAULT_MAX_SIDE, DEFAULT_RETRY_MAX_SIDE, DetectorKind
+from curate.constants import DEFAULT_COARSE_SIDE, DEFAULT_MAX_SIDE, DEFAULT_RETRY_MAX_SIDE, DetectorKind
 from curate.faces.arrays import as_rgb_array, shrink, whole_image_crop
 from curate.faces.centerface import to_dlib_points
 from curate.faces.quality import face_size, yaw_from_landmarks
@@ -34,8 +34,9 @@ Box = tuple[int, int, int, int]
 
 
 # DEFAULT_MAX_SIDE (curate.constants): longer images are shrunk before detection (faces down to ~40 px
-# still found). DEFAULT_RETRY_MAX_SIDE: the longest side the retry pass sees, which keeps the CNN detector
-# at a few seconds per image on a CPU.
+# still found). DEFAULT_COARSE_SIDE: the first look at a larger image, at about a third of max_side's cost
+# (bench/results/faces.md, "max_side on web-photo-sized images"). DEFAULT_RETRY_MAX_SIDE: the longest side
+# the retry pass sees, which keeps the CNN detector at a few seconds per image on a CPU.
 
 MIN_DETECT_SIDE = 16
 """Images whose shorter side is below this are not searched: no detector finds a face that small, and the
@@ -106,6 +107,10 @@ class FaceAligner:
     as small, at about four times the cost; CenterFace finds faces down to about 10 px without it).
     ``max_side``: images whose longer side exceeds it are shrunk before detection (boxes are mapped back
     to the original; 0 = never shrink); dlib's landmarks are always placed on the full-size image.
+    ``coarse_side``: an image larger than this is first searched shrunk to it, and at ``max_side`` only
+    when that finds no face (0 = off; unused unless smaller than ``max_side``). The detector's cost grows
+    with the pixels, and a face of more than about 5 % of a photo's longer side is found at 640 px as at
+    1,024: most web photos then cost a third.
     ``retry_detector``: when the first pass finds nothing, a second pass with this detector,
     ``retry_upsample`` and ``retry_max_side`` (None = no second pass). On CFP, ``retry_detector="cnn"``
     after HOG finds nearly every face that HOG misses, at the CNN's cost on the misses only; CenterFace
@@ -123,6 +128,7 @@ class FaceAligner:
         padding: float = 0.25,
         *,
         max_side: int = DEFAULT_MAX_SIDE,
+        coarse_side: int = DEFAULT_COARSE_SIDE,
         retry_detector: str | None = None,
         retry_upsample: int = 0,
         retry_max_side: int = DEFAULT_RETRY_MAX_SIDE,
@@ -130,6 +136,7 @@ class FaceAligner:
         models: FaceModels | None = None,
     ) -> None:
         self.passes = [DetectionPass(DetectorKind(detector), upsample, max_side)]
+        self.coarse_side = coarse_side
         if retry_detector is not None:
             self.passes.append(DetectionPass(DetectorKind(retry_detector), retry_upsample, retry_max_side))
         self.crop_size = crop_size
@@ -168,11 +175,12 @@ class FaceAligner:
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """All faces in ``rgb`` (HxWx3 uint8), best detector score first, with 5 landmarks each.
 
-        Passes run in order until one finds a face; the scores are those of the pass that found them.
+        Passes run in order until one finds a face (the coarse look, the first detector at ``max_side``,
+        the retry detector); the scores are those of the pass that found them.
         """
         rgb = as_rgb_array(rgb)
         found: list[tuple[Box, float, np.ndarray | None]] = []
-        for how in self.passes:
+        for how in self._passes_for(rgb.shape):
             found = self._run_pass(rgb, how)
             if found:
                 break
@@ -185,6 +193,13 @@ class FaceAligner:
                 points = placed if points is None else weight * placed + (1 - weight) * points
             faces.append(DetectedFace(box=box, score=float(score), landmarks=points.astype(np.float32)))
         return faces
+
+    def _passes_for(self, shape: tuple[int, ...]) -> list[DetectionPass]:
+        """The passes for an image of ``shape``: a coarse look first when it is smaller than the image."""
+        first, coarse = self.passes[0], self.coarse_side
+        if not coarse or max(shape[:2]) <= coarse or (first.max_side and coarse >= first.max_side):
+            return self.passes
+        return [DetectionPass(first.kind, first.upsample, coarse), *self.passes]
 
     def _dlib_weight(self, points: np.ndarray) -> float:
         """How far a detector's own points move to dlib's predictor's (``dlib_landmarks_max_yaw``)."""
