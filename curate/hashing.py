@@ -45,7 +45,7 @@ SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
 # Pillow's ``reducing_gap`` for the square: a box reduction by the largest integer factor that leaves more
 # than 1.01x the square's side, then bilinear. With 2.0 a 180 px crop went through the bilinear filter whole
 # (0.17 ms of the 0.5 ms collect spends on it); a 2x2 box first costs a third less, the bilinear step
-# still antialiases, and near-duplicate recall and precision at 10k were unchanged (bench/RESULTS.md).
+# still antialiases, and near-duplicate recall and precision at 10k and 50k were unchanged (RESULTS.md).
 SQUARE_REDUCING_GAP = 1.01
 
 _BORDER_TOLERANCE = 12  # grey levels a frame pixel may differ from the frame colour (JPEG noise)
@@ -81,8 +81,8 @@ def describe_square(shrunk: Image.Image, *, trim: bool = True) -> Image.Image:
     image = trim_uniform_border(shrunk) if trim else shrunk
     if image.size == (SQUARE_SIDE, SQUARE_SIDE):
         return image
-    size = (SQUARE_SIDE, SQUARE_SIDE)
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=SQUARE_REDUCING_GAP)
+    side = (SQUARE_SIDE, SQUARE_SIDE)
+    return image.resize(side, Image.Resampling.BILINEAR, reducing_gap=SQUARE_REDUCING_GAP)
 
 
 def square_bytes(image: Image.Image, *, max_side: int = SQUARE_MAX_SIDE, trim: bool = True) -> bytes:
