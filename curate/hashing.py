@@ -63,11 +63,14 @@ def _dct_rows(size: int, keep: int) -> np.ndarray:
 _PHASH_DCT = _dct_rows(32, 8)
 
 
-def resized(image: Image.Image, side: int) -> Image.Image:
-    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept)."""
+def resized(image: Image.Image, side: int, reducing_gap: float = 2.0) -> Image.Image:
+    """``image`` resampled to a ``side`` x ``side`` square (antialiased bilinear; aspect is not kept).
+
+    ``reducing_gap`` is Pillow's: an integer box reduction first, down to this many times ``side``.
+    """
     if image.size == (side, side):
         return image
-    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=reducing_gap)
 
 
 def shrink(image: Image.Image, max_side: int) -> Image.Image:
@@ -79,10 +82,7 @@ def shrink(image: Image.Image, max_side: int) -> Image.Image:
 def describe_square(shrunk: Image.Image, *, trim: bool = True) -> Image.Image:
     """The 64x64 RGB square describe works on: ``shrunk`` (already :func:`shrink`-ed), frame trimmed."""
     image = trim_uniform_border(shrunk) if trim else shrunk
-    if image.size == (SQUARE_SIDE, SQUARE_SIDE):
-        return image
-    side = (SQUARE_SIDE, SQUARE_SIDE)
-    return image.resize(side, Image.Resampling.BILINEAR, reducing_gap=SQUARE_REDUCING_GAP)
+    return resized(image, SQUARE_SIDE, reducing_gap=SQUARE_REDUCING_GAP)
 
 
 def square_bytes(image: Image.Image, *, max_side: int = SQUARE_MAX_SIDE, trim: bool = True) -> bytes:
