@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
-from curate.decode import load_rgb
+from curate.decode import decode_bytes, load_rgb
 from curate.hashing import (
     SQUARE_BYTES,
     describe_square,
@@ -21,6 +22,7 @@ from curate.hashing import (
     square_bytes,
     square_from_bytes,
     thumbnails,
+    trim_uniform_border,
 )
 
 REFERENCE = {"phash": imagehash.phash, "dhash": imagehash.dhash}
@@ -94,3 +96,20 @@ def test_square_trims_an_added_frame(data_dir: Path) -> None:
     plain, trimmed = (np.asarray(describe_square(im)).astype(int) for im in (image, framed))
     untrimmed = np.asarray(describe_square(framed, trim=False)).astype(int)
     assert np.abs(plain - trimmed).mean() < 0.2 * np.abs(plain - untrimmed).mean()
+
+
+def test_trim_removes_a_jpeg_saved_frame_to_its_inner_edge(data_dir: Path) -> None:
+    """A frame saved as JPEG goes whole, though chroma subsampling tints its last line; photos stay whole."""
+    widths = []
+    for k, path in enumerate(cfp_photos(data_dir, step=211)[:24]):
+        image = load_rgb(path).image
+        frame = max(2, round(min(image.size) * (0.03 + 0.01 * (k % 10))))
+        colour = [(0, 0, 0), (255, 255, 255), (128, 128, 128), (30, 60, 120)][k % 4]
+        buffer = io.BytesIO()
+        ImageOps.expand(image, border=frame, fill=colour).save(buffer, "JPEG", quality=92)
+        framed = decode_bytes(buffer.getvalue()).image
+        widths.append((frame, (framed.width - trim_uniform_border(framed).width) // 2))
+        assert trim_uniform_border(image).size == image.size, path
+    exact = sum(trimmed == frame for frame, trimmed in widths)
+    assert all(frame - 2 <= trimmed <= frame for frame, trimmed in widths), widths
+    assert exact >= 0.9 * len(widths), widths

@@ -75,7 +75,8 @@ THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 102
 class DescribeStage(ShardStage):
     """Perceptual hashes and embeddings for every ok row; see the module docstring."""
 
-    version: ClassVar[int] = 2  # 2: the square resampled with SQUARE_REDUCING_GAP
+    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge
+    version: ClassVar[int] = 3
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"

@@ -179,7 +179,8 @@ class _Walker:
 class IngestStage(ShardStage):
     """``collect`` from local folders: a row per file, sha256 ids, safe decoding, exact duplicates marked."""
 
-    version = 2  # 2: the square resampled with SQUARE_REDUCING_GAP
+    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge
+    version = 3
     name = "collect"
     Config = IngestConfig
     default_input = None
