@@ -8,10 +8,12 @@ outside curate knows a stage is complete when ``_SUCCESS`` exists (see manifests
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError, SchemaVersionError
@@ -20,6 +22,7 @@ from curate.storage import (  # noqa: F401 -- re-exported: callers know these as
     SUCCESS_FILE,
     atomic_open,
     atomic_path,
+    crops_dir,
     done_dir,
     shard_name,
     shard_path,
@@ -95,6 +98,37 @@ def list_shards(workdir: Path, stage: str) -> list[int]:
     return sorted(int(p.stem) for p in folder.glob("[0-9]*.parquet"))
 
 
+def with_moved_crops(table: pa.Table, workdir: Path) -> pa.Table:
+    """``table`` with its ``crop_path`` values pointed into ``workdir``'s crop store, if the workdir moved.
+
+    The faces stage writes absolute crop paths into its own workdir's content-addressed store
+    (``<workdir>/crops/<xx>/<sha256>.png``). After the workdir is moved or copied elsewhere those paths
+    name the old place; a crop whose file is in this workdir's store under the same name is read from
+    here instead. Values under this workdir, or whose file is not here, are left as they are.
+    """
+    if "crop_path" not in table.column_names:
+        return table
+    here = str(crops_dir(Path(workdir).resolve()))
+    column = table.column("crop_path")
+    if pc.all(pc.fill_null(pc.starts_with(column, here + os.sep), True)).as_py() is not False:
+        return table  # every crop is in this workdir's store (or there are none)
+    values = column.to_pylist()
+    moved = [
+        value if not value or value.startswith(here + os.sep) else _in_store(here, Path(value)) or value
+        for value in values
+    ]
+    if moved == values:
+        return table
+    index = table.column_names.index("crop_path")
+    return table.set_column(index, table.field(index), pa.array(moved, type=table.field(index).type))
+
+
+def _in_store(store: str, path: Path) -> str | None:
+    """The file of ``path``'s name in the crop store ``store`` (same two-character folder), if it is there."""
+    candidate = os.path.join(store, path.parent.name, path.name)
+    return candidate if os.path.isfile(candidate) else None
+
+
 def read_stage(workdir: Path, stage: str) -> pa.Table:
     """Read every shard of a stage as one table (shard order, then row order).
 
@@ -114,7 +148,8 @@ def read_stage(workdir: Path, stage: str) -> pa.Table:
 
         require_current(workdir, stage)
     return pa.concat_tables(
-        [read_shard(shard_path(workdir, stage, s)) for s in shards], promote_options="default"
+        [with_moved_crops(read_shard(shard_path(workdir, stage, s)), workdir) for s in shards],
+        promote_options="default",
     )
 
 

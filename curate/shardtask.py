@@ -90,8 +90,8 @@ class _ShardLog:
         self.handler.close()
 
 
-def _read_input(source: Path) -> pa.Table:
-    return manifest.read_shard(source)
+def _read_input(source: Path, workdir: Path) -> pa.Table:
+    return manifest.with_moved_crops(manifest.read_shard(source), workdir)
 
 
 def run_shard_task(
@@ -103,7 +103,7 @@ def run_shard_task(
     """
     with _ShardLog(workdir, stage.name, manifest.shard_name(shard)) as log:
         started = time.perf_counter()
-        table = _read_input(source)
+        table = _read_input(source, workdir)
         ctx = StageContext(workdir, stage.name, n_shards, shard, log, reporter=reporter(token, str(shard)))
         out = stage.run_shard(table, ctx)
         _check_rows_kept(stage.name, table, out)
@@ -116,7 +116,7 @@ def run_global_task(
     """The single task of a whole-data-set step: all shards in, all shards out, markers last."""
     with _ShardLog(workdir, stage.name, "global") as log:
         started = time.perf_counter()
-        tables = {shard: _read_input(path) for shard, path in sources.items()}
+        tables = {shard: _read_input(path, workdir) for shard, path in sources.items()}
         ctx = StageContext(workdir, stage.name, n_shards, None, log, reporter=reporter(token, GLOBAL_TASK))
         outputs = stage.run_all(tables, ctx)
         seconds = time.perf_counter() - started

@@ -214,3 +214,22 @@ def test_card_reports_review_coverage_agreement_and_restored_rows(
     step = card["removals"]["by_stage"][-1]
     assert step["stage"] == "review" and step["restored"] == 1 and step["dropped"] == {"rejected_review": 1}
     assert card["composition"]["images"] == len(_ok_rows(work, "review"))
+
+
+def test_a_moved_workdir_reads_and_exports_its_own_crops(curated_workdir: Path, tmp_path: Path) -> None:
+    """Crop paths name the workdir they were written in; a moved copy reads the crops it carries."""
+    moved = tmp_path / "elsewhere" / "work"
+    shutil.copytree(curated_workdir, moved)
+    store = str(moved.resolve() / "crops")
+    written = manifest.read_shard(manifest.shard_path(moved, "dedup", 0)).column("crop_path").to_pylist()
+    assert any(value and not value.startswith(store) for value in written)  # as the faces stage wrote them
+    crops = [value for value in _ok_rows(moved)["crop_path"] if value]
+    assert crops and all(value.startswith(store) and Path(value).is_file() for value in crops)
+    _export(moved, tmp_path / "out")
+    exported = sorted((tmp_path / "out" / "images").rglob("*.png"))
+    digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in exported}
+    assert digests == {Path(value).stem for value in crops}
+    result = CliRunner().invoke(app, ["-w", str(moved), "describe", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    described = manifest.read_shard(manifest.shard_path(moved, "describe", 0)).column("crop_path").to_pylist()
+    assert all(value.startswith(store) for value in described if value)

@@ -15,7 +15,9 @@ how many faces there were, then store its aligned crop and cheap quality figures
 Crops are content-addressed: ``<workdir>/crops/<h[:2]>/<h>.png`` with ``h`` the sha256 of the PNG bytes.
 So the same crop is stored once however often it is made (a re-run, a duplicate image, two stages with the
 same settings), a file's name proves its content, and a re-run with changed settings never overwrites a
-crop an earlier manifest points to. ``crop_path`` is absolute, like ``path``.
+crop an earlier manifest points to. ``crop_path`` is absolute, like ``path``, and names the workdir that
+wrote it; when the workdir is moved or copied, readers take each crop from the new place's store
+(:func:`curate.manifest.with_moved_crops`).
 """
 
 from __future__ import annotations
