@@ -208,3 +208,27 @@ def test_dlib_landmarks_steady_the_crops_of_copies_and_profiles_keep_centerface_
                 np.testing.assert_array_equal(mine[0].landmarks, theirs[0].landmarks)
                 kept += 1
     assert kept >= 3
+
+
+def test_the_free_input_size_edit_matches_onnx_and_never_imports_it():
+    """The wire-level edit gives the bytes ``onnx`` gives; loading CenterFace does not import ``onnx``."""
+    import subprocess
+    import sys
+
+    import onnx
+
+    from curate.faces.centerface import model_path
+    from curate.faces.onnx_shapes import free_image_dims
+
+    model = onnx.load(model_path())
+    for value in [model.graph.input[0], *model.graph.output]:
+        for index, name in ((0, "batch"), (2, "height"), (3, "width")):
+            dim = value.type.tensor_type.shape.dim[index]
+            dim.ClearField("dim_value")
+            dim.dim_param = name
+    del model.graph.value_info[:]
+    with open(model_path(), "rb") as file:
+        assert free_image_dims(file.read()) == model.SerializeToString()
+    script = "import sys, curate.faces.centerface as c; c.CenterFace(); print('onnx' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"

