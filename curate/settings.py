@@ -25,12 +25,22 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     argument: bool = False,
+    speed_only: bool = False,
 ) -> Any:
     """A dataclass field with its ``help``, ``unit`` and inclusive range ``min``/``max`` in its metadata.
 
     A list default is copied per instance. ``argument``: the command takes it as a positional argument.
+    ``speed_only``: the setting changes how fast a stage runs, never what it writes, so changing it
+    neither refuses a resume nor makes finished shards stale (:func:`decisive_settings`).
     """
-    metadata = {"help": help, "unit": unit, "min": min, "max": max, "argument": argument}
+    metadata = {
+        "help": help,
+        "unit": unit,
+        "min": min,
+        "max": max,
+        "argument": argument,
+        "speed_only": speed_only,
+    }
     if isinstance(default, list):
         items = list(default)
         return dataclasses.field(default_factory=lambda: list(items), metadata=metadata)
@@ -42,11 +52,36 @@ def fields_of(cls: type) -> list[dataclasses.Field]:
     return list(dataclasses.fields(cls))
 
 
+def help_text(field: dataclasses.Field) -> str:
+    """A setting's help, saying so when it is ``speed_only``."""
+    text = str(field.metadata.get("help", ""))
+    return f"{text} (speed only: a change keeps finished work)" if field.metadata.get("speed_only") else text
+
+
 def default_of(field: dataclasses.Field) -> Any:
     """A field's default value (``MISSING`` when it is required)."""
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
     return field.default
+
+
+def decisive_settings(values: dict[str, Any], cls: type) -> dict[str, Any]:
+    """``values`` (a config as :func:`curate.config.config_to_dict` writes it) with every ``speed_only``
+    setting of ``cls`` at its default: what decides a stage's output, compared on resume and fingerprinted."""
+    speed_only = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("speed_only")}
+    return {
+        name: _plain(default_of(speed_only[name])) if name in speed_only else value
+        for name, value in values.items()
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A default as ``config_to_dict`` writes values (enums by value, paths as strings)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def shown(value: Any) -> str:

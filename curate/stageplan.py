@@ -25,6 +25,7 @@ from curate import __version__, lineage, manifest, storage
 from curate.config import config_to_dict
 from curate.errors import ConfigError, CurateError
 from curate.lineage import DONE, Checks
+from curate.settings import decisive_settings
 from curate.stage import GlobalStage, Stage
 from curate.stages import STAGES
 
@@ -70,7 +71,8 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     resolved = {"stage": key or stage.name, "n_shards": n_shards, "config": config_to_dict(stage.config)}
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
-    if previous and {k: previous.get(k) for k in resolved} != resolved:
+    decisive = {**resolved, "config": decisive_settings(resolved["config"], type(stage.config))}
+    if previous and _decisive(previous, type(stage.config)) != decisive:
         if any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)):
             raise CurateError(
                 f"stage '{stage.name}' in {workdir} was run with another config; "
@@ -81,7 +83,14 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
     if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
-    return lineage.digest_of([resolved["stage"], resolved["config"], stage.version])
+    return lineage.digest_of([decisive["stage"], decisive["config"], stage.version])
+
+
+def _decisive(saved: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The stage key, shard count and output-deciding settings of a saved ``_config.json``."""
+    config = saved.get("config")
+    config = decisive_settings(config, cls) if isinstance(config, dict) else config
+    return {"stage": saved.get("stage"), "n_shards": saved.get("n_shards"), "config": config}
 
 
 def _sources(workdir: Path, stage: Stage, input_stage: str | None) -> list[str]:

@@ -370,3 +370,25 @@ def test_interleave_spreads_hosts():
         "http://a.example/2",
         "http://a.example/3",
     ]
+
+
+def test_a_resume_with_other_concurrency_keeps_finished_shards(tmp_path, server):
+    """Concurrency decides speed, not outcomes: changing it neither refuses the run nor redoes shards;
+    a setting that decides outcomes still refuses until --overwrite."""
+    from curate.cli import app
+
+    rows = [{"identity": f"Person {i % 2}", "url": server.url(f"/img/{i}.jpg")} for i in range(4)]
+    source = write_csv(tmp_path / "urls.csv", rows)
+    workdir = tmp_path / "w"
+    args = ["-w", str(workdir), "--workers", "1", "--shards", "2", "collect", str(source)]
+    local = ["--allowed-networks", "127.0.0.0/8"]
+    first = CliRunner().invoke(app, [*args, *local, "--concurrency", "8"])
+    assert first.exit_code == 0, first.output
+    markers = {p.name: p.read_bytes() for p in (workdir / "collect" / "_done").iterdir()}
+    hits = server.hit_count()
+    again = CliRunner().invoke(app, [*args, *local, "--concurrency", "2", "--per-host-concurrency", "1"])
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in (workdir / "collect" / "_done").iterdir()} == markers
+    assert server.hit_count() == hits
+    refused = CliRunner().invoke(app, [*args, *local, "--max-bytes", "1000"])
+    assert refused.exit_code != 0 and "another config" in refused.output

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from curate.errors import ConfigError
-from curate.settings import default_of, range_text, shown
+from curate.settings import default_of, help_text, range_text, shown
 
 SET_HELP = "any setting as KEY=VALUE (its TOML name), repeatable; the options above win"
 
@@ -45,7 +45,7 @@ def _is_enum(kind: Any) -> bool:
 
 def option_help(field: dataclasses.Field) -> str:
     """A field's help with its range (and unit) and its default appended (help is plain text, no markup)."""
-    text = field.metadata.get("help", "")
+    text = help_text(field)
     extent = range_text(field)
     if extent:
         text = f"{text} ({extent})"

@@ -8,7 +8,7 @@ import typing
 from enum import Enum
 
 from curate.commands.options import flag
-from curate.settings import default_of, range_text, shown, type_name
+from curate.settings import default_of, help_text, range_text, shown, type_name
 from curate.stages import STAGES, config_class
 
 COMMAND = {"review": "review apply"}  # the command that runs a stage, where it is not the stage's key
@@ -63,7 +63,7 @@ def _row(field: dataclasses.Field, annotation: typing.Any, elsewhere: str | None
         f"`{type_name(annotation)}`",
         default_text,
         extent,
-        field.metadata["help"],
+        help_text(field),
     ]
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 

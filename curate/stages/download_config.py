@@ -16,8 +16,10 @@ class DownloadConfig:
     """Settings of the URL-list collector; seconds and bytes are in the names."""
 
     source: Path = setting(help="the .csv or .jsonl URL list", argument=True)
-    concurrency: int = setting(16, help="downloads in flight per shard task", min=1)
-    per_host_concurrency: int = setting(4, help="of those, at most this many to one host", min=1)
+    concurrency: int = setting(16, help="downloads in flight per shard task", min=1, speed_only=True)
+    per_host_concurrency: int = setting(
+        4, help="of those, at most this many to one host", min=1, speed_only=True
+    )
     connect_timeout_seconds: float = setting(5.0, help="connection timeout", unit="seconds", min=0.001)
     read_timeout_seconds: float = setting(10.0, help="read timeout", unit="seconds", min=0.001)
     deadline_seconds: float = setting(
