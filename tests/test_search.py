@@ -81,6 +81,22 @@ def test_ivf_recall_against_flat() -> None:
     assert recall >= 0.97, f"IVF recall {recall:.3f}"
 
 
+def test_auto_index_is_ivf_from_the_threshold_on_a_cpu_and_flat_below(monkeypatch) -> None:
+    import faiss
+
+    from curate.search import range_search
+
+    monkeypatch.setattr(range_search, "IVF_FROM", 2000)
+    x = clustered_unit_vectors(3000, 32, seed=3)
+    assert isinstance(range_search.build_float_index(x, "auto", False).cpu, faiss.IndexIVFFlat)
+    assert isinstance(range_search.build_float_index(x[:1999], "auto", False).cpu, faiss.IndexFlatIP)
+    codes = range_search.codes_to_bytes(random_codes(2000, seed=5))
+    assert isinstance(range_search.build_binary_index(codes, "auto", False).cpu, faiss.IndexBinaryIVF)
+    assert range_search.chosen_index("flat", 10**9, False) == "flat"
+    exact = similar_pairs(x, 0.7, index="flat").as_set()
+    assert similar_pairs(x, 0.7, index="auto").as_set() <= exact
+
+
 @pytest.mark.parametrize("mode", ["range", "knn"])
 def test_hamming_search_equals_brute_force(mode: str) -> None:
     codes = random_codes(500, seed=4)

@@ -15,6 +15,7 @@ from curate.settings import setting
 class IndexKind(StrEnum):
     """The faiss index dedup searches."""
 
+    AUTO = "auto"  # ivf from 50,000 images on a CPU, flat below (curate.search.range_search.IVF_FROM)
     FLAT = "flat"  # exact
     IVF = "ivf"  # approximate, for very large sets
 
@@ -65,7 +66,11 @@ class DedupConfig:
     conflict_face_only_min_face_ncc: float = setting(
         0.95, help="the same for pairs only the face vectors found", min=-1.0, max=1.0
     )
-    index: IndexKind = setting(IndexKind.FLAT, help="flat (exact) or ivf (approximate, for very large sets)")
+    index: IndexKind = setting(
+        IndexKind.AUTO,
+        help="flat (exact), ivf (approximate: about 4 sqrt(N) lists, nprobe of them searched) or auto "
+        "(ivf from 50,000 images on a CPU, flat below and on a GPU)",
+    )
     nprobe: int = setting(16, help="IVF lists visited per query", unit="lists", min=1)
     use_gpu: bool | None = setting(None, help="search on a GPU (none: when faiss sees one)")
 
