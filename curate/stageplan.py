@@ -72,11 +72,12 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     decisive = {**resolved, "config": decisive_settings(resolved["config"], type(stage.config))}
-    if previous and _decisive(previous, type(stage.config)) != decisive:
+    before = _decisive(previous, type(stage.config)) if previous else decisive
+    if before != decisive:
         if any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)):
             raise CurateError(
-                f"stage '{stage.name}' in {workdir} was run with another config; "
-                "re-run with --overwrite to redo it with the new one"
+                f"stage '{stage.name}' in {workdir} was run with another config "
+                f"({_differences(before, decisive)}); re-run with --overwrite to redo it with the new one"
             )
         # no shard finished: a source stage's input rows were planned from the old config, plan again
         shutil.rmtree(storage.input_path(workdir, stage.name, 0).parent, ignore_errors=True)
@@ -84,6 +85,15 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
     return lineage.digest_of([decisive["stage"], decisive["config"], stage.version])
+
+
+def _differences(before: dict[str, Any], now: dict[str, Any], most: int = 3) -> str:
+    """What changed between two decisive configs, as ``key: old -> new`` (the first ``most`` keys)."""
+    old = {**(before.get("config") or {}), "stage": before["stage"], "shards": before["n_shards"]}
+    new = {**(now.get("config") or {}), "stage": now["stage"], "shards": now["n_shards"]}
+    changed = [key for key in new if old.get(key) != new[key]] + [key for key in old if key not in new]
+    shown = [f"{key}: {old.get(key, 'unset')} -> {new.get(key, 'unset')}" for key in changed[:most]]
+    return "; ".join(shown) + (f"; {len(changed) - most} more" if len(changed) > most else "")
 
 
 def _decisive(saved: dict[str, Any], cls: type) -> dict[str, Any]:

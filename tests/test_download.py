@@ -392,3 +392,4 @@ def test_a_resume_with_other_concurrency_keeps_finished_shards(tmp_path, server)
     assert server.hit_count() == hits
     refused = CliRunner().invoke(app, [*args, *local, "--max-bytes", "1000"])
     assert refused.exit_code != 0 and "another config" in refused.output
+    assert "max_bytes: 20000000 -> 1000" in " ".join(refused.output.split())
