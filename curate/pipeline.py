@@ -61,7 +61,9 @@ def build_stage(spec: StageSpec) -> Stage:
     """Instantiate a stage from its spec, validating its settings into the stage's Config."""
     cls = stage_class(spec.key)
     config = build_config(cls.Config, spec.settings, where=f"{spec.key}.")
-    return cls(config)
+    stage = cls(config)
+    stage.given_settings = frozenset(spec.settings)
+    return stage
 
 
 def _resolve_paths(settings: dict[str, Any], base: Path, cls: type[Stage]) -> dict[str, Any]:

@@ -119,6 +119,8 @@ class Stage(ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
+        # the settings the user named (flags, pipeline keys); the rest are defaults (curate.stageplan)
+        self.given_settings: frozenset[str] = frozenset()
 
     def reads(self) -> list[str]:
         """Stages read besides the input (e.g. stored vectors): part of this stage's lineage."""

@@ -67,33 +67,59 @@ def default_input(workdir: Path, stage: Stage) -> str | None:
 
 
 def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: int, key: str | None) -> str:
-    """Save the resolved config (refusing to mix shards of another config); return its fingerprint."""
+    """Save the resolved config (refusing to mix shards of another config); return its fingerprint.
+
+    A setting the user named (``stage.given_settings``, now or in the saved run) that changed is refused
+    until ``--overwrite``, as is another shard count. A setting left at its default both times whose
+    default moved with a new curate release is not refused: like a code ``version`` bump, it changes the
+    fingerprint, so every finished shard is redone with the new default.
+    """
     resolved = {"stage": key or stage.name, "n_shards": n_shards, "config": config_to_dict(stage.config)}
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     decisive = {**resolved, "config": decisive_settings(resolved["config"], type(stage.config))}
+    given = sorted(stage.given_settings)
     before = _decisive(previous, type(stage.config)) if previous else decisive
-    if before != decisive:
-        if any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards)):
+    changed = _changed_keys(before, decisive)
+    if changed:
+        named = set(given) | set(previous.get("given", ())) | {"stage", "shards"}
+        chosen = [key for key in changed if key in named]
+        finished = any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards))
+        if chosen and finished:
             raise CurateError(
                 f"stage '{stage.name}' in {workdir} was run with another config "
-                f"({_differences(before, decisive)}); re-run with --overwrite to redo it with the new one"
+                f"({_shown(before, decisive, chosen)}); re-run with --overwrite to redo it with the new one"
             )
-        # no shard finished: a source stage's input rows were planned from the old config, plan again
+        if finished:
+            logger.warning(
+                "stage %s: defaults changed since it ran (%s); its shards are redone",
+                stage.name,
+                _shown(before, decisive, changed),
+            )
+        # the input rows of a source stage were planned from the old config: plan them again
         shutil.rmtree(storage.input_path(workdir, stage.name, 0).parent, ignore_errors=True)
-    saved = {**resolved, "input_stage": input_stage, "curate_version": __version__}
+    saved = {**resolved, "given": given, "input_stage": input_stage, "curate_version": __version__}
     if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
     return lineage.digest_of([decisive["stage"], decisive["config"], stage.version])
 
 
-def _differences(before: dict[str, Any], now: dict[str, Any], most: int = 3) -> str:
-    """What changed between two decisive configs, as ``key: old -> new`` (the first ``most`` keys)."""
-    old = {**(before.get("config") or {}), "stage": before["stage"], "shards": before["n_shards"]}
-    new = {**(now.get("config") or {}), "stage": now["stage"], "shards": now["n_shards"]}
-    changed = [key for key in new if old.get(key) != new[key]] + [key for key in old if key not in new]
-    shown = [f"{key}: {old.get(key, 'unset')} -> {new.get(key, 'unset')}" for key in changed[:most]]
-    return "; ".join(shown) + (f"; {len(changed) - most} more" if len(changed) > most else "")
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """A decisive config's settings with its stage key and shard count, in one mapping."""
+    return {**(config.get("config") or {}), "stage": config["stage"], "shards": config["n_shards"]}
+
+
+def _changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The keys (settings, ``stage``, ``shards``) whose values differ between two decisive configs."""
+    old, new = _flat(before), _flat(now)
+    return [key for key in new if old.get(key) != new[key]] + [key for key in old if key not in new]
+
+
+def _shown(before: dict[str, Any], now: dict[str, Any], keys: list[str], most: int = 3) -> str:
+    """``key: old -> new`` for the first ``most`` of ``keys``."""
+    old, new = _flat(before), _flat(now)
+    shown = [f"{key}: {old.get(key, 'unset')} -> {new.get(key, 'unset')}" for key in keys[:most]]
+    return "; ".join(shown) + (f"; {len(keys) - most} more" if len(keys) > most else "")
 
 
 def _decisive(saved: dict[str, Any], cls: type) -> dict[str, Any]:
@@ -200,7 +226,7 @@ class StagePlan:
 def _changed(marker: dict[str, Any], config: str, inputs: dict[str, str]) -> str:
     """Why a verified shard must be redone for this run ('' when it need not)."""
     if marker["config"] != config:
-        return "made by another version of the stage's code"
+        return "made with another config or version of the stage's code"
     recorded = marker["inputs"]
     if set(recorded) != set(inputs):
         return f"made from {sorted(recorded) or 'no input'}, now reads {sorted(inputs)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -54,3 +55,30 @@ def test_one_identity_collection_rank_names_the_way_on(tmp_path: Path, data_dir:
     assert dedup.exit_code == 0, dedup.output
     frame = pd.read_parquet(tmp_path / "work" / "dedup")
     assert len(frame) == 3 and set(frame.status) == {"ok"}
+
+
+def test_a_default_moved_by_a_release_redoes_the_stage_and_a_named_setting_is_refused(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A setting left at its default whose default changed (as after an upgrade) redoes the finished
+    shards instead of refusing the run; a setting the user named and changed is still refused."""
+    images = tmp_path / "images"
+    for person in ("001", "002"):
+        shutil.copytree(data_dir / "cfp/Data/Images" / person / "frontal", images / person)
+    runner = CliRunner()
+    common = ["-w", str(tmp_path / "work"), "--workers", "0", "--shards", "2", "collect", str(images)]
+    # an earlier release whose default max_pixels was 123,456,789: the run as it recorded it
+    assert runner.invoke(cli.app, [*common, "--max-pixels", "123456789"]).exit_code == 0
+    saved_path = tmp_path / "work" / "collect" / "_config.json"
+    saved = json.loads(saved_path.read_text())
+    assert saved["given"] == ["max_pixels", "source"]
+    saved_path.write_text(json.dumps({**saved, "given": ["source"]}))
+    markers = {p.name: p.read_text() for p in (tmp_path / "work" / "collect" / "_done").iterdir()}
+    again = runner.invoke(cli.app, common)  # this release, its own default
+    assert again.exit_code == 0, again.output
+    redone = {p.name: p.read_text() for p in (tmp_path / "work" / "collect" / "_done").iterdir()}
+    assert redone.keys() == markers.keys() and all(redone[k] != markers[k] for k in markers)
+    assert json.loads(saved_path.read_text())["config"]["max_pixels"] == 40_000_000
+    refused = runner.invoke(cli.app, [*common, "--max-pixels", "1000000"])
+    assert refused.exit_code != 0
+    assert "max_pixels: 40000000 -> 1000000" in " ".join(refused.output.split())
