@@ -160,6 +160,15 @@ class Checks:
     n_shards: int
     full: bool = False
     by_stage: dict[str, list[ShardCheck]] = field(default_factory=dict)
+    expected: dict[str, str | None] = field(default_factory=dict)
+
+    def expected_config(self, stage: str) -> str | None:
+        """The config fingerprint this release would record for ``stage``'s saved run (None: unknown)."""
+        if stage not in self.expected:
+            from curate.stageplan import expected_config  # lazy: stageplan imports this module
+
+            self.expected[stage] = expected_config(self.workdir, stage)
+        return self.expected[stage]
 
     def of(self, stage: str) -> list[ShardCheck]:
         """Every shard of ``stage``, checked."""
@@ -247,9 +256,12 @@ class StageState:
         return "; ".join(parts)
 
 
-def _stale_reason(checks: Checks, check: ShardCheck) -> str:
-    """Why a verified shard no longer matches what it was made from ('' when it does)."""
+def _stale_reason(checks: Checks, stage: str, check: ShardCheck) -> str:
+    """Why a verified shard of ``stage`` no longer matches what it was made from ('' when it does)."""
     assert check.marker is not None
+    expected = checks.expected_config(stage)
+    if expected is not None and check.marker["config"] != expected:
+        return "made by another curate release (its code or defaults changed since)"
     shard = None if check.marker.get("scope") == "all" else check.shard
     for key, recorded in sorted(check.marker["inputs"].items()):
         current = checks.digest(key, shard)
@@ -278,7 +290,7 @@ def stage_state(checks: Checks, stage: str, memo: dict[str, StageState | None] |
             state.corrupt[check.shard] = check.reason
         else:
             assert check.marker is not None
-            reason = _stale_reason(checks, check)
+            reason = _stale_reason(checks, stage, check)
             if reason:
                 state.stale[check.shard] = reason
             else:

@@ -119,8 +119,9 @@ class Stage(ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        # the settings the user named (flags, pipeline keys); the rest are defaults (curate.stageplan)
-        self.given_settings: frozenset[str] = frozenset()
+        # the settings the user named (flags, pipeline keys), the rest being defaults (curate.stageplan);
+        # None for a stage built in code from a whole config, where that is not known
+        self.given_settings: frozenset[str] | None = None
 
     def reads(self) -> list[str]:
         """Stages read besides the input (e.g. stored vectors): part of this stage's lineage."""

@@ -78,11 +78,12 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     path = manifest.stage_dir(workdir, stage.name) / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     decisive = {**resolved, "config": decisive_settings(resolved["config"], type(stage.config))}
-    given = sorted(stage.given_settings)
+    given = sorted(stage.given_settings) if stage.given_settings is not None else None
     before = _decisive(previous, type(stage.config)) if previous else decisive
     changed = _changed_keys(before, decisive)
     if changed:
-        named = set(given) | set(previous.get("given", ())) | {"stage", "shards"}
+        # a run saved before curate recorded "given" is taken to have named what this run names
+        named = _named(given, decisive) | _named(previous.get("given", []), before) | {"stage", "shards"}
         chosen = [key for key in changed if key in named]
         finished = any(lineage.check_shard(workdir, stage.name, s).state == DONE for s in range(n_shards))
         if chosen and finished:
@@ -101,7 +102,39 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     saved = {**resolved, "given": given, "input_stage": input_stage, "curate_version": __version__}
     if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
-    return lineage.digest_of([decisive["stage"], decisive["config"], stage.version])
+    return config_digest(decisive["stage"], decisive["config"], stage.version)
+
+
+def config_digest(key: str, decisive_config: dict[str, Any], version: int) -> str:
+    """The fingerprint a stage's markers record: its key, output-deciding settings and code version."""
+    return lineage.digest_of([key, decisive_config, version])
+
+
+def expected_config(workdir: Path, stage: str) -> str | None:
+    """The fingerprint this curate would record for ``stage``'s saved run, with the same settings named.
+
+    Built from ``_config.json``: the settings the run named (all of them when that is not recorded), this
+    release's defaults for the rest, and the stage's code ``version``. Shards whose markers record another
+    fingerprint were made by another release (or defaults): :func:`curate.lineage.stage_state` calls them
+    stale. None when the saved run cannot be rebuilt (no file, an unknown stage or setting).
+    """
+    from curate.config import build_config
+    from curate.stages import stage_class
+
+    try:
+        saved = json.loads((manifest.stage_dir(workdir, stage) / CONFIG_FILE).read_text())
+        key, values = saved.get("stage") or stage, saved["config"]
+        named = values if saved.get("given") is None else saved["given"]
+        cls = stage_class(key)
+        config = build_config(cls.Config, {name: values[name] for name in named if name in values})
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):  # ValueError covers bad JSON
+        return None
+    return config_digest(key, decisive_settings(config_to_dict(config), cls.Config), cls.version)
+
+
+def _named(given: list[str] | None, decisive: dict[str, Any]) -> set[str]:
+    """The settings a run named; every setting when it was built in code (``given`` unknown)."""
+    return set(decisive.get("config") or {}) if given is None else set(given)
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curate import lineage, manifest, storage
+from curate import lineage, manifest, stageplan, storage
 
 
-def seal_stage(workdir: Path, stage: str, n_shards: int, config: str = "test-fixture") -> None:
-    """Write a verified marker for every shard of ``stage`` and its ``_SUCCESS`` file."""
+def seal_stage(workdir: Path, stage: str, n_shards: int, config: str | None = None) -> None:
+    """Write a verified marker for every shard of ``stage`` and its ``_SUCCESS`` file.
+
+    The markers record ``config``, by default the fingerprint of the stage's saved run as this curate
+    computes it (a stage sealed under another one reads as made by another release).
+    """
+    config = config or stageplan.expected_config(workdir, stage) or "test-fixture"
     rows = 0
     for shard in range(n_shards):
         path = manifest.shard_path(workdir, stage, shard)

@@ -82,3 +82,31 @@ def test_a_default_moved_by_a_release_redoes_the_stage_and_a_named_setting_is_re
     refused = runner.invoke(cli.app, [*common, "--max-pixels", "1000000"])
     assert refused.exit_code != 0
     assert "max_pixels: 40000000 -> 1000000" in " ".join(refused.output.split())
+
+
+def test_an_input_made_by_another_release_is_stale_and_not_read(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    """Squares that collect made under an older code version are stale: describe refuses to read them
+    (it would describe them as the old code cut them) until collect runs again."""
+    from curate.stages.ingest import IngestStage
+    from curate.status import workdir_status
+
+    images = tmp_path / "images"
+    for person in ("001", "002"):
+        shutil.copytree(data_dir / "cfp/Data/Images" / person / "frontal", images / person)
+    runner = CliRunner()
+    common = ["-w", str(tmp_path / "work"), "--workers", "0", "--shards", "2"]
+    collect = [*common, "collect", str(images), "--squares"]
+    describe = [*common, "describe", "--input", "collect", "--embedders", "handcrafted"]
+    with monkeypatch.context() as older:
+        older.setattr(IngestStage, "version", IngestStage.version - 1)
+        assert runner.invoke(cli.app, collect).exit_code == 0
+    state = {s.stage: s for s in workdir_status(tmp_path / "work")}["collect"]
+    assert state.state == "stale" and "another curate release" in state.why
+    refused = runner.invoke(cli.app, describe)
+    assert refused.exit_code != 0 and "run 'collect' again first" in " ".join(refused.output.split())
+    assert runner.invoke(cli.app, collect).exit_code == 0
+    assert runner.invoke(cli.app, describe).exit_code == 0
+    states = {s.stage: s.state for s in workdir_status(tmp_path / "work")}
+    assert states == {"collect": "done", "describe": "done"}
