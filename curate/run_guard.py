@@ -22,7 +22,7 @@ from curate.config import config_to_dict
 from curate.envcheck import Access, os_error_message, remove_temp_files
 from curate.errors import CurateError
 from curate.executor import StageResult, finished_shards, stage_status_counts
-from curate.interrupts import RunInterrupted, exit_code_of
+from curate.interrupts import RunInterrupted, exit_code_of, stop_line
 from curate.stage import Stage
 from curate.workdir_lock import hold_workdir
 
@@ -76,13 +76,15 @@ def confirm_done(
     return results
 
 
-def _interrupted(error: KeyboardInterrupt, workdir: Path, state: RunState) -> RunInterrupted:
+def _stop_line(workdir: Path, state: RunState) -> str:
+    """Remove half-written files and say where the run stopped and how to resume."""
+    remove_temp_files(workdir)
     if state.stage is None:
         where = "before any stage started"
     else:
         done = _shards_done(workdir, state.stage, state.n_shards)
         where = f"in {state.stage}: {done} of {state.n_shards} shards done"
-    return RunInterrupted(f"interrupted {where}; run the same command to resume", exit_code_of(error))
+    return f"interrupted {where}; run the same command to resume"
 
 
 @contextlib.contextmanager
@@ -90,12 +92,11 @@ def guard(workdir: Path) -> Iterator[RunState]:
     """Hold the workdir lock for the block; interrupts and environment errors become one line."""
     workdir = Path(workdir)
     state = RunState()
-    with hold_workdir(workdir):
+    with hold_workdir(workdir), stop_line(lambda: _stop_line(workdir, state)):
         try:
             yield state
         except KeyboardInterrupt as error:
-            remove_temp_files(workdir)
-            raise _interrupted(error, workdir, state) from None
+            raise RunInterrupted(_stop_line(workdir, state), exit_code_of(error)) from None
         except OSError as error:
             message = os_error_message(error, workdir)
             if message is None:

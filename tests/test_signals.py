@@ -1,5 +1,7 @@
 """Interrupts (issue 9 item 8): SIGINT/SIGTERM mid-stage stop the workers, say how to resume, exit 130/143.
 
+A stop whose clean-up hangs still ends, after a grace, with its line and the exit code.
+
 The run collects a URL list from a real 127.0.0.1 server that answers each request after a delay, so a
 stage is reliably under way when the signal lands. With ``--workers 2`` and a low cluster cost, the slow
 shards make the executor move the rest of the stage to a local dask cluster: worker processes to stop.
@@ -121,3 +123,36 @@ def test_sigint_in_process_mid_shard(slow_urls, tmp_path):
     _check_stopped(run, 130)
     assert not list(workdir.rglob("*.tmp")), "half-written files are removed"
     _check_resumes(workdir, slow_urls)
+
+
+STUCK_CLEAN_UP = """
+import time
+from curate import interrupts
+
+interrupts.STOP_GRACE_SECONDS = 1.0
+interrupts.install_handlers()
+line = "interrupted in collect: 1 of 8 shards done; run the same command to resume"
+with interrupts.stop_line(lambda: line):
+    try:
+        print("working", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        while True:  # a clean-up that never ends
+            time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_stuck_in_clean_up_still_ends_with_its_line(signum, code):
+    run = subprocess.Popen(
+        [sys.executable, "-c", STUCK_CLEAN_UP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert run.stdout is not None and run.stdout.readline() == "working\n"
+    started = time.monotonic()
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == code
+    assert time.monotonic() - started < 15  # the grace (1 s here), not the clean-up's endless loop
+    assert sum(bool(LINE.match(line)) for line in err.splitlines()) == 1, err
+    assert "cut short" in err
+    assert "in <module>" in err, err  # where the main thread was stuck
