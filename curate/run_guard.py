@@ -76,7 +76,7 @@ def confirm_done(
     return results
 
 
-def _stop_line(workdir: Path, state: RunState) -> str:
+def _stop_report(workdir: Path, state: RunState) -> str:
     """Remove half-written files and say where the run stopped and how to resume."""
     remove_temp_files(workdir)
     if state.stage is None:
@@ -92,11 +92,11 @@ def guard(workdir: Path) -> Iterator[RunState]:
     """Hold the workdir lock for the block; interrupts and environment errors become one line."""
     workdir = Path(workdir)
     state = RunState()
-    with hold_workdir(workdir), stop_line(lambda: _stop_line(workdir, state)):
+    with hold_workdir(workdir), stop_line(lambda: _stop_report(workdir, state)):
         try:
             yield state
         except KeyboardInterrupt as error:
-            raise RunInterrupted(_stop_line(workdir, state), exit_code_of(error)) from None
+            raise RunInterrupted(_stop_report(workdir, state), exit_code_of(error)) from None
         except OSError as error:
             message = os_error_message(error, workdir)
             if message is None:
