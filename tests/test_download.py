@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from curate import manifest
 from curate.config import build_config
-from curate.download.collector import interleave_by_host
+from curate.download.collector import Collector, interleave_by_host
+from curate.download.store import ContentStore, Journal
 from curate.errors import ConfigError
 from curate.names import identity_id
 from curate.stage import local_context
@@ -391,3 +392,25 @@ def test_a_resume_with_other_concurrency_keeps_finished_shards(tmp_path, server)
     refused = CliRunner().invoke(app, [*args, *local, "--max-bytes", "1000"])
     assert refused.exit_code != 0 and "another config" in refused.output
     assert "max_bytes: 20000000 -> 1000" in " ".join(refused.output.split())
+
+
+def test_an_interrupt_between_downloads_cancels_the_queued_ones(tmp_path, images):
+    """Ctrl-C landing while the collector handles a finished download (not while it waits for one) leaves
+    nothing queued: with futures submitted up front and no cancel, the pool fetched all 40 before stopping."""
+    calls = []
+
+    def interrupted(done: int, total: int) -> None:
+        calls.append(done)
+        raise KeyboardInterrupt
+
+    with CaseServer(images, latency_seconds=0.2) as slow:
+        urls = [slow.url(f"/img/{i % len(images)}.jpg?n={i}") for i in range(40)]
+        settings = DownloadConfig(source=tmp_path / "urls.csv", **LOCAL).fetch_settings()
+        store = ContentStore(tmp_path / "store")
+        collector = Collector(settings, store, tmp_path / "journal.jsonl", concurrency=2, max_pixels=10**7)
+        with pytest.raises(KeyboardInterrupt):
+            collector.collect(urls, interrupted)
+        assert calls == [1]
+        assert slow.hit_count("/img/") <= 4, "only the downloads already under way finish"
+    journal = Journal(tmp_path / "journal.jsonl").load()
+    assert 1 <= len(journal) <= 4 and all(outcome.status == "ok" for outcome in journal.values())

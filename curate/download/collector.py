@@ -94,6 +94,8 @@ class Collector:
                     Fetcher(self.settings, max_connections=workers) as fetcher,
                     ThreadPoolExecutor(workers, thread_name_prefix="download") as pool,
                 ):
+                    # leaving this loop by an exception (Ctrl-C) closes map's iterator, which cancels the
+                    # queued downloads: only those under way finish before the pool shuts down
                     for outcome, fetched in pool.map(lambda job: self._run(job, fetcher, journal), jobs):
                         report.outcomes[outcome.url] = outcome
                         report.fetched += fetched
