@@ -414,3 +414,23 @@ def test_an_interrupt_between_downloads_cancels_the_queued_ones(tmp_path, images
         assert slow.hit_count("/img/") <= 4, "only the downloads already under way finish"
     journal = Journal(tmp_path / "journal.jsonl").load()
     assert 1 <= len(journal) <= 4 and all(outcome.status == "ok" for outcome in journal.values())
+
+
+def test_an_interrupt_stops_the_downloads_under_way_without_journalling_them(tmp_path, images):
+    """Downloads under way when the run stops give up at their next read; they get no journal line, so a
+    resume fetches them again (a 'failed_download' line would have kept them failed)."""
+
+    def interrupted(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with CaseServer(images, trickle_interval=0.05) as server:
+        image, trickles = server.url("/img/0.jpg"), [server.url(f"/trickle.jpg?n={i}") for i in range(2)]
+        config = DownloadConfig(source=tmp_path / "urls.csv", **{**LOCAL, "deadline_seconds": 30.0})
+        store = ContentStore(tmp_path / "store")
+        collector = Collector(
+            config.fetch_settings(), store, tmp_path / "journal.jsonl", concurrency=3, max_pixels=10**7
+        )
+        with pytest.raises(KeyboardInterrupt):
+            collector.collect([image, *trickles], interrupted)  # the image finishes first; trickles never do
+    journal = Journal(tmp_path / "journal.jsonl").load()
+    assert list(journal) == [image] and journal[image].status == "ok"

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from curate.decode import decode_bytes, sniff_format
-from curate.download.fetch import Fetcher, FetchResult, FetchSettings
+from curate.download.fetch import STOPPED, Fetcher, FetchResult, FetchSettings
 from curate.download.store import EXTENSIONS, ContentStore, Journal, Outcome
 from curate.record import Status
 
@@ -87,24 +87,41 @@ class Collector:
                 else:
                     jobs.append((url, previous if self._restorable(previous) else None))
             if jobs:
-                workers = min(self.concurrency, len(jobs))
-                order = {url: i for i, url in enumerate(interleave_by_host([url for url, _ in jobs]))}
-                jobs.sort(key=lambda job: order[job[0]])
-                with (
-                    Fetcher(self.settings, max_connections=workers) as fetcher,
-                    ThreadPoolExecutor(workers, thread_name_prefix="download") as pool,
-                ):
-                    # leaving this loop by an exception (Ctrl-C) closes map's iterator, which cancels the
-                    # queued downloads: only those under way finish before the pool shuts down
-                    for outcome, fetched in pool.map(lambda job: self._run(job, fetcher, journal), jobs):
-                        report.outcomes[outcome.url] = outcome
-                        report.fetched += fetched
-                        report.restored += not fetched
-                        report.fetched_bytes += (outcome.file_bytes or 0) if fetched else 0
-                        if progress is not None:
-                            progress(len(report.outcomes), len(urls))
+                self._fetch(jobs, journal, report, progress, len(urls))
         report.seconds = time.monotonic() - started
         return report
+
+    def _fetch(
+        self,
+        jobs: list[tuple[str, Outcome | None]],
+        journal: Journal,
+        report: CollectReport,
+        progress: Callable[[int, int], None] | None,
+        total: int,
+    ) -> None:
+        """Run ``jobs`` on a thread pool, hosts interleaved, adding each outcome to ``report`` as it is known.
+
+        Leaving the loop by an exception (Ctrl-C) closes map's iterator, which cancels the queued downloads,
+        and stops the fetcher: those under way give up at their next read and get no journal line.
+        """
+        workers = min(self.concurrency, len(jobs))
+        order = {url: i for i, url in enumerate(interleave_by_host([url for url, _ in jobs]))}
+        jobs = sorted(jobs, key=lambda job: order[job[0]])
+        with (
+            Fetcher(self.settings, max_connections=workers) as fetcher,
+            ThreadPoolExecutor(workers, thread_name_prefix="download") as pool,
+        ):
+            try:
+                for outcome, fetched in pool.map(lambda job: self._run(job, fetcher, journal), jobs):
+                    report.outcomes[outcome.url] = outcome
+                    report.fetched += fetched
+                    report.restored += not fetched
+                    report.fetched_bytes += (outcome.file_bytes or 0) if fetched else 0
+                    if progress is not None:
+                        progress(len(report.outcomes), total)
+            except BaseException:
+                fetcher.stop()
+                raise
 
     def _reusable(self, outcome: Outcome) -> bool:
         """May this journal entry stand in for fetching again?"""
@@ -126,6 +143,8 @@ class Collector:
         url, previous = job
         if previous is None:
             result = fetcher.fetch(url)
+            if result.reason == STOPPED:  # no outcome of the URL's own: nothing to journal
+                return self.outcome(result), True
         else:
             data = self.store.path_for(previous.sha256 or "", previous.extension).read_bytes()
             result = FetchResult(url, data, "", previous.http_status, previous.fetch_seconds or 0.0, 0)

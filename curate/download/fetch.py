@@ -37,6 +37,7 @@ from curate.download.safety import AddressPolicy, CheckedBackend, ResolveError, 
 logger = logging.getLogger(__name__)
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+STOPPED = "stopped: the run was interrupted"  # a fetch cut short by Fetcher.stop: no outcome of the URL's
 _TIMEOUT_KINDS = {
     httpcore.ConnectTimeout: "connect",
     httpcore.ReadTimeout: "read",
@@ -118,6 +119,7 @@ class Fetcher:
         )
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -129,12 +131,19 @@ class Fetcher:
         """Close pooled connections."""
         self._pool.close()
 
+    def stop(self) -> None:
+        """The run is stopping: fetches under way give up at their next step (a chunk read, a retry, a
+        redirect) and return :data:`STOPPED` as their reason, which is no outcome of the URL's own."""
+        self._stopping.set()
+
     def fetch(self, url: str) -> FetchResult:
         """Download ``url`` within the settings' limits; never raises for a bad URL or server."""
         settings = self.settings
         clock = _Clock(settings.deadline_seconds)
         attempt = 0
         while True:
+            if self._stopping.is_set():
+                return FetchResult(url, None, STOPPED, None, clock.elapsed(), attempt)
             try:
                 data, status = self._attempt(url, clock)
                 return FetchResult(url, data, "", status, clock.elapsed(), attempt + 1)
@@ -146,7 +155,7 @@ class Fetcher:
                         url, None, failure.reason, failure.http_status, clock.elapsed(), attempt + 1
                     )
                 logger.debug("%s: %s; retrying in %.2fs", url, failure.reason, pause)
-                time.sleep(pause)
+                self._stopping.wait(pause)
                 attempt += 1
 
     @contextmanager
@@ -168,6 +177,8 @@ class Fetcher:
             raise _Failure(f"invalid URL: {exc}", retryable=False) from exc
         last_status: int | None = None
         for _hop in range(self.settings.max_redirects + 1):
+            if self._stopping.is_set():
+                raise _Failure(STOPPED, retryable=False, http_status=last_status)
             try:
                 check_scheme(current)
             except UnsafeURL as exc:
@@ -239,6 +250,8 @@ class Fetcher:
                 raise too_large
             if clock.left() <= 0:
                 raise self._deadline_failure(status)
+            if self._stopping.is_set():
+                raise _Failure(STOPPED, retryable=False, http_status=status)
         return status, bytes(body), ""
 
     def _deadline_failure(self, status: int | None = None) -> _Failure:
