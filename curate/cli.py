@@ -39,7 +39,7 @@ from curate.commands import (
 from curate.commands.common import GlobalOptions
 from curate.envcheck import check_workdir, os_error_message
 from curate.errors import CurateError
-from curate.interrupts import RunInterrupted, exit_code_of, install_handlers
+from curate.interrupts import RunInterrupted, exit_code_of, install_handlers, received_stop
 from curate.workdir_lock import hold_workdir
 
 SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT); default $CURATE_SCHEDULER, else a local cluster"
@@ -55,7 +55,7 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Exit as done:
             if isinstance(done.__cause__, KeyboardInterrupt):  # typer turns an interrupt into Exit(130)
                 typer.echo("interrupted; run the same command to resume", err=True)
@@ -87,6 +87,11 @@ class _OneLineErrors(TyperGroup):
                 raise
             typer.echo(f"error: {message}", err=True)
             sys.exit(1)
+        stopped = received_stop()
+        if stopped is not None:  # typer caught the interrupt (outside a run guard) and returned 130
+            typer.echo("interrupted; run the same command to resume", err=True)
+            sys.exit(stopped)
+        return result
 
 
 def _holds_workdir(name: str, command: Callable[..., Any]) -> Callable[..., Any]:

@@ -35,6 +35,7 @@ GENERIC_STOP_LINE = "interrupted; run the same command to resume"
 
 _stop_lines: list[Callable[[], str]] = []  # innermost last: what the watchdog prints for a stuck stop
 _watchdog: threading.Thread | None = None
+_received: list[int] = []  # the signal that stopped this process, once one has
 
 
 class Interrupted(KeyboardInterrupt):
@@ -61,7 +62,17 @@ class RunInterrupted(Exception):
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     for other in EXIT_CODES:  # shutting down now: a second Ctrl-C must not interrupt the clean-up
         signal.signal(other, signal.SIG_IGN)
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def received_stop() -> int | None:
+    """The exit code of the SIGINT/SIGTERM this process received (130 / 143), None while none has come.
+
+    For callers that cannot see the :class:`Interrupted` itself: typer catches an interrupt raised while
+    it parses options or runs a command outside the run guard and returns 130 as if it were a result.
+    """
+    return EXIT_CODES[signal.Signals(_received[0])] if _received else None
 
 
 def install_handlers() -> None:

@@ -156,3 +156,27 @@ def test_a_stop_stuck_in_clean_up_still_ends_with_its_line(signum, code):
     assert sum(bool(LINE.match(line)) for line in err.splitlines()) == 1, err
     assert "cut short" in err
     assert "in <module>" in err, err  # where the main thread was stuck
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` handles SIGTERM (curate installs its handlers before parsing options)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def test_an_interrupt_outside_a_run_guard_exits_130_not_0(tmp_path):
+    """typer catches an interrupt in a command without the run guard (here synth, drawing its faces) and
+    returns 130 as a value; the CLI used to end with status 0 and print nothing, so a script took a partial
+    result for a whole one."""
+    args = ["synth", str(tmp_path / "collection"), "--identities", "300", "--images-per-identity", "40"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "curate", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(lambda: _catches_sigterm(run.pid))
+    time.sleep(0.5)  # into the command
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "interrupted; run the same command to resume" in err
