@@ -39,7 +39,7 @@ from curate.commands import (
 from curate.commands.common import GlobalOptions
 from curate.envcheck import check_workdir, os_error_message
 from curate.errors import CurateError
-from curate.interrupts import RunInterrupted, exit_code_of, install_handlers, received_stop
+from curate.interrupts import GENERIC_STOP_LINE, RunInterrupted, install_handlers, received_stop
 from curate.workdir_lock import hold_workdir
 
 SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT); default $CURATE_SCHEDULER, else a local cluster"
@@ -57,9 +57,6 @@ class _OneLineErrors(TyperGroup):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Exit as done:
-            if isinstance(done.__cause__, KeyboardInterrupt):  # typer turns an interrupt into Exit(130)
-                typer.echo("interrupted; run the same command to resume", err=True)
-                sys.exit(exit_code_of(done.__cause__))
             if standalone_mode:
                 sys.exit(done.exit_code)
             return done.exit_code
@@ -89,7 +86,7 @@ class _OneLineErrors(TyperGroup):
             sys.exit(1)
         stopped = received_stop()
         if stopped is not None:  # typer caught the interrupt (outside a run guard) and returned 130
-            typer.echo("interrupted; run the same command to resume", err=True)
+            typer.echo(GENERIC_STOP_LINE, err=True)
             sys.exit(stopped)
         return result
 
