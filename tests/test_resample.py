@@ -122,5 +122,42 @@ def test_handcrafted_shortcuts_equal_the_numpy_they_replace() -> None:
     assert np.array_equal(handcrafted._unsigned(angles), angles % np.pi)
     values = np.concatenate([rng.uniform(-1, 1, 10_000), [-0.25, 0.0, 0.25, -0.0, 0.5]]).astype(np.float32)
     assert np.array_equal(handcrafted._chroma_bin(values), np.digitize(values, [-0.25, 0.0, 0.25]))
-    pixels = np.arange(256, dtype=np.uint8)
-    assert np.array_equal(handcrafted._UNIT.take(pixels), pixels.astype(np.float32) / 255.0)
+
+
+def _gradient_block_as_first_written(small: np.ndarray) -> np.ndarray:
+    """handcrafted's gradient histograms as first written (bins wrapped by ``%``, indices built per call)."""
+    n, size = small.shape[0], small.shape[1]
+    gx, gy = np.zeros_like(small), np.zeros_like(small)
+    gx[:, :, 1:-1] = small[:, :, 2:] - small[:, :, :-2]
+    gy[:, 1:-1, :] = small[:, 2:, :] - small[:, :-2, :]
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    position = (np.arctan2(gy, gx) % np.pi) * (6 / np.pi)
+    floor = np.floor(position)
+    lower = floor.astype(np.int64) % 6
+    high = magnitude * (position - floor)
+    cell_of = (np.arange(size)[:, None] // 4) * 8 + np.arange(size)[None, :] // 4
+    base = (np.arange(n)[:, None, None] * 64 + cell_of[None]) * 6
+    cells = np.bincount((base + lower).ravel(), (magnitude - high).ravel(), minlength=n * 64 * 6)
+    cells += np.bincount((base + (lower + 1) % 6).ravel(), high.ravel(), minlength=n * 64 * 6)
+    cells = cells.reshape(n, 8, 8, 6)
+    energy = cells.sum(axis=3, keepdims=True)
+    cells = cells / (energy + energy.mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
+    return np.sqrt(cells).reshape(n, -1)
+
+
+def test_handcrafted_gradients_equal_the_histogram_as_first_written() -> None:
+    rng = np.random.default_rng(6)
+    small = rng.uniform(0, 1, (64, 32, 32)).astype(np.float32)
+    small[::4] = 0.5  # flat images: no gradient anywhere
+    # column 5 falls by 1e-12 a row where x rises by 1e-3: an angle of -2e-9, which float32 turns into
+    # exactly pi, position 6.0, the bin past the last (which wraps to bin 0)
+    small[1::4, :, 4], small[1::4, :, 6] = 0.0, 1e-3
+    small[1::4, :, 5] = -1e-12 * np.arange(32, dtype=np.float32)
+    gy = small[:, 2:, 5] - small[:, :-2, 5]
+    gx = small[:, 1:-1, 6] - small[:, 1:-1, 4]
+    position = handcrafted._unsigned(np.arctan2(gy, gx)) * (6 / np.pi)
+    assert (np.floor(position) == 6).any()  # the wrap-around really happens
+    for n in (64, 17, 64, 1):  # full and partial batches, through the cached cell indices
+        assert np.array_equal(
+            handcrafted._gradient_block(small[:n]), _gradient_block_as_first_written(small[:n])
+        )

@@ -17,6 +17,7 @@ vector little, while other photos of the same face move it more: good for near-d
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -68,6 +69,16 @@ def _unsigned(angle: np.ndarray) -> np.ndarray:
     return np.where(angle < 0, angle + pi, np.where(angle >= pi, np.float32(0), angle))
 
 
+@functools.lru_cache(maxsize=4)  # a full batch and a shard's last, smaller one
+def _cell_bases(n: int, size: int) -> np.ndarray:
+    """(n, size, size) flat index of bin 0 of each pixel's (image, cell) in the (n, cells, bins) histogram."""
+    grid = size // _CELL
+    cell_of = (np.arange(size)[:, None] // _CELL) * grid + np.arange(size)[None, :] // _CELL
+    bases = (np.arange(n)[:, None, None] * grid * grid + cell_of[None]) * _BINS
+    bases.flags.writeable = False  # cached and shared
+    return bases
+
+
 def _gradient_block(small: np.ndarray) -> np.ndarray:
     """HOG-like orientation histograms of the (n, 32, 32) half-size image on an 8x8 cell grid: (n, 8*8*bins).
 
@@ -83,15 +94,19 @@ def _gradient_block(small: np.ndarray) -> np.ndarray:
     magnitude = np.sqrt(gx * gx + gy * gy)
     position = _unsigned(np.arctan2(gy, gx)) * (_BINS / np.pi)
     floor = np.floor(position)
-    lower = floor.astype(np.int64) % _BINS
     high = magnitude * (position - floor)  # the share of the upper bin
-    grid = size // _CELL
+    lower = floor.astype(np.intp)
+    lower[lower == _BINS] = 0  # a position rounded up to _BINS is bin 0: orientations wrap around
+    upper = lower + 1
+    upper[upper == _BINS] = 0
     # flat index of (image, cell, bin) for every pixel's two bins, accumulated with bincount
-    cell_of = (np.arange(size)[:, None] // _CELL) * grid + np.arange(size)[None, :] // _CELL
-    base = (np.arange(n)[:, None, None] * grid * grid + cell_of[None]) * _BINS
+    grid = size // _CELL
+    base = _cell_bases(n, size)
+    lower += base
+    upper += base
     length = n * grid * grid * _BINS
-    cells = np.bincount((base + lower).ravel(), (magnitude - high).ravel(), minlength=length)
-    cells += np.bincount((base + (lower + 1) % _BINS).ravel(), high.ravel(), minlength=length)
+    cells = np.bincount(lower.ravel(), (magnitude - high).ravel(), minlength=length)
+    cells += np.bincount(upper.ravel(), high.ravel(), minlength=length)
     cells = cells.reshape(n, grid, grid, _BINS)
     energy = cells.sum(axis=3, keepdims=True)
     cells = cells / (energy + energy.mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
@@ -129,9 +144,6 @@ def _colour_block(rgb: np.ndarray) -> np.ndarray:
     return hist / (rgb.shape[1] * rgb.shape[2])
 
 
-_UNIT = np.arange(256, dtype=np.float32) / 255.0  # uint8 -> [0, 1] as ``x.astype(np.float32) / 255.0``
-
-
 def _resize(image: np.ndarray) -> np.ndarray:
     """RGB uint8 of any size -> 64x64 float32 in [0, 1]."""
     if image.ndim == 2:
@@ -163,11 +175,11 @@ class HandcraftedEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         squares = isinstance(images, np.ndarray) and images.dtype == np.uint8
         if squares and images.shape[1:] == (_SIZE, _SIZE, 3):
-            rgb = _UNIT.take(images)  # what _resize gives each square, by table
-            every_other = _UNIT.take(images[:, ::2, ::2])
+            rgb = images.astype(np.float32)
+            rgb /= np.float32(255.0)  # what _resize gives each square
         else:
             rgb = np.stack([_resize(image) for image in images])
-            every_other = rgb[:, ::2, ::2]
+        every_other = rgb[:, ::2, ::2]
         small = _half(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
         parts = [
             _WEIGHTS["gradients"] * _normalise(_gradient_block(small)),
