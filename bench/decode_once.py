@@ -15,7 +15,11 @@ fixed per-image work of hashing weighs most) and the CFP photos whose longer sid
 CPU seconds count this process and all its descendants: on a shared machine they measure the work, while
 wall time mostly measures the other jobs.
 
-    python bench/decode_once.py [--data ../shared/data] [--images 3000] [--workers 2]
+Each figure is the median of ``--repeat`` rounds (the floor and every way of running, in turn), after an
+uncounted warm-up of each on the first files; the ratios are taken within a round, and each round's CPU
+ratio is listed beside the median.
+
+    python bench/decode_once.py [--data ../shared/data] [--images 3000] [--workers 2] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from statistics import median
 
 import pyarrow as pa
 from PIL import Image
@@ -42,6 +47,7 @@ from curate.stage import local_context
 from curate.stages.describe import DescribeConfig, DescribeStage
 from curate.stages.ingest import IngestConfig, IngestStage
 
+WARM_UP_FILES = 100  # an uncounted first run of every way, on this many files
 NEAR_DUP = ["handcrafted"]  # the embedder the squares serve (describe's default adds dlib, on face crops)
 
 
@@ -115,23 +121,44 @@ def link_files(files: list[Path], images: Path, target: Path) -> Path:
 
 
 def measure(files: list[Path], images: Path, folder: Path, args: argparse.Namespace) -> list[str]:
-    """Table rows for one file set."""
+    """Table rows for one file set: medians over ``args.repeat`` rounds, each round the floor then every
+    way of running, so that a change in the machine's load moves the floor and the stages alike."""
     source = link_files(files, images, folder)
-    bare = floor(files, args.workers)
-    rows = [f"| bare Pillow decode loop (floor) | {bare.cpu:.1f} | 1.00 | {bare.wall:.1f} | 1.00 |"]
-    runs = (
-        ("stage work", stage_work, args.workers),
-        ("executor", executor_run, args.workers),
-        ("executor in-process (--workers 0, 1 core)", executor_run, 0),
-    )
-    for kind, run, workers in runs:
-        for squares in (False, True):
-            clock = run(source, workers, args.shards, squares)
-            what = "collect --squares + describe" if squares else "collect + describe (decodes again)"
-            rows.append(
-                f"| {kind}: {what} | {clock.cpu:.1f} | {clock.cpu / bare.cpu:.2f} | {clock.wall:.1f} | "
-                f"{clock.wall / bare.wall:.2f} |"
-            )
+    runs = {
+        f"{kind}: {'collect --squares + describe' if squares else 'collect + describe (decodes again)'}": (
+            run,
+            workers,
+            squares,
+        )
+        for kind, run, workers in (
+            ("stage work", stage_work, args.workers),
+            ("executor", executor_run, args.workers),
+            ("executor in-process (--workers 0, 1 core)", executor_run, 0),
+        )
+        for squares in (False, True)
+    }
+    warm_up = link_files(files[:WARM_UP_FILES], images, folder.with_name(f"{folder.name}-warm-up"))
+    floor(files[:WARM_UP_FILES], args.workers)
+    for run, workers, squares in runs.values():  # first-use costs (imports, caches) stay out of the rounds
+        run(warm_up, workers, args.shards, squares)
+    floors: list[Clock] = []
+    clocks: dict[str, list[Clock]] = {what: [] for what in runs}
+    for _ in range(args.repeat):
+        floors.append(floor(files, args.workers))
+        for what, (run, workers, squares) in runs.items():
+            clocks[what].append(run(source, workers, args.shards, squares))
+    rows = [
+        f"| bare Pillow decode loop (floor) | {median(c.cpu for c in floors):.2f} | 1.00 | "
+        f"{median(c.wall for c in floors):.2f} | 1.00 |"
+    ]
+    for what, runs_of_it in clocks.items():
+        cpu_ratio = median(c.cpu / f.cpu for c, f in zip(runs_of_it, floors, strict=True))
+        wall_ratio = median(c.wall / f.wall for c, f in zip(runs_of_it, floors, strict=True))
+        spread = ", ".join(f"{c.cpu / f.cpu:.2f}" for c, f in zip(runs_of_it, floors, strict=True))
+        rows.append(
+            f"| {what} | {median(c.cpu for c in runs_of_it):.2f} | **{cpu_ratio:.2f}** ({spread}) | "
+            f"{median(c.wall for c in runs_of_it):.2f} | {wall_ratio:.2f} |"
+        )
     return rows
 
 
@@ -145,6 +172,7 @@ def main() -> None:
     parser.add_argument("--min-side", type=int, default=400, help="longer side of the 'large photos' set")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the table gives their medians")
     args = parser.parse_args()
     images = args.data / "cfp" / "Data" / "Images"
     every = sorted(images.glob("*/*/*.jpg"))
@@ -164,7 +192,8 @@ def main() -> None:
     )
     for name, rows in tables.items():
         print(f"\n{name} ({len(sets[name])} files)\n")
-        print("| what | CPU s | x floor (CPU) | wall s | x floor (wall) |\n|---|---|---|---|---|")
+        print("| what | CPU s | x floor (CPU): median (each round) | wall s | x floor (wall) |")
+        print("|---|---|---|---|---|")
         print("\n".join(rows))
 
 
