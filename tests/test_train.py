@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from curate.config import build_config
 from curate.embedders import get_embedder
 from curate.errors import ConfigError, CurateError
 from curate.manifest import shard_path, write_shard
+from curate.storage import ContentStore
 from curate.train.backbones import build_net
 from curate.train.config import TrainConfig
 from curate.train.data import FaceDataset, PKBatchSampler, from_folder, from_manifest
@@ -74,17 +76,46 @@ def test_pk_sampler_gives_p_identities_times_k_images() -> None:
 
 def test_data_from_a_manifest_and_a_folder(tmp_path: Path, data_dir: Path) -> None:
     orl = data_dir / "orl_faces"
+    paths = [str(orl / "s1/1.pgm"), str(orl / "s1/2.pgm"), str(orl / "s2/1.pgm"), str(orl / "s2/2.pgm")]
     rows = {
         "identity_id": ["a", "a", "b", "b"],
-        "path": [str(orl / "s1/1.pgm"), str(orl / "s1/2.pgm"), str(orl / "s2/1.pgm"), str(orl / "s2/2.pgm")],
+        "source": paths,
+        "path": paths,
         "crop_path": [str(orl / "s1/3.pgm"), None, None, None],
         "status": ["ok", "ok", "ok", "no_face"],
     }
     write_shard(pa.table(rows), shard_path(tmp_path, "rank", 0))
     images = from_manifest(tmp_path, "rank")
     assert images.classes == ["a", "b"]
-    assert [p.name for p in images.paths] == ["2.pgm", "3.pgm", "1.pgm"]  # crop_path wins; no_face left out
+    # crop_path wins, in the order of the sources (1.pgm's crop first); no_face left out
+    assert [p.name for p in images.paths] == ["3.pgm", "2.pgm", "1.pgm"]
     assert images.labels == [0, 0, 1]
+
+
+def test_training_order_follows_the_sources_not_the_crops_content_addresses(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """The same crops written as other bytes (another PNG level: other content-addressed names) must give
+    the same training data in the same order, or an encoding change alone would train another model."""
+    orl = data_dir / "orl_faces"
+    sources = [str(orl / f"s{s}" / f"{i}.pgm") for s in (1, 2) for i in range(1, 9)]
+    orders = []
+    for level in (1, 9):
+        workdir = tmp_path / f"level{level}"
+        crops = []
+        for source in sources:
+            buffer = io.BytesIO()
+            Image.open(source).convert("RGB").save(buffer, format="PNG", compress_level=level)
+            crops.append(str(ContentStore(workdir / "crops").put(buffer.getvalue(), ".png")))
+        identities = [Path(source).parent.name for source in sources]
+        rows = {"identity_id": identities, "source": sources, "path": sources, "crop_path": crops}
+        write_shard(pa.table({**rows, "status": ["ok"] * len(sources)}), shard_path(workdir, "rank", 0))
+        images = from_manifest(workdir, "rank")
+        orders.append([np.asarray(Image.open(path)).tobytes() for path in images.paths])
+        assert images.labels == [0] * 8 + [1] * 8
+    names = [{p.name for p in (tmp_path / f"level{level}" / "crops").rglob("*.png")} for level in (1, 9)]
+    assert not names[0] & names[1]  # the two levels really named every crop differently
+    assert orders[0] == orders[1]  # the same pixels, image by image
     tree = from_folder(_orl_tree(data_dir, tmp_path / "tree", range(1, 4)))
     assert tree.classes == ["s1", "s2", "s3"] and len(tree.paths) == 30
     dataset = FaceDataset(tree, 32, augment=True)

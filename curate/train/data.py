@@ -39,30 +39,39 @@ class LabeledImages:
     classes: list[str]
 
     @classmethod
-    def from_pairs(cls, items: list[tuple[Path, str]]) -> LabeledImages:
-        """Build from (path, identity) pairs; labels follow the sorted identity order."""
+    def from_pairs(cls, items: list[tuple[Path, str]], keys: list[str] | None = None) -> LabeledImages:
+        """Build from (path, identity) pairs, ordered by identity, then by ``keys`` (default: the paths).
+
+        Labels follow the sorted identity order. A manifest's rows are keyed by their sources, so the
+        order does not hang on the content-addressed names of the crops: a change in how crops are
+        encoded (same pixels, other bytes) would otherwise shuffle the same data and train differently.
+        """
         classes = sorted({identity for _, identity in items})
         index = {name: i for i, name in enumerate(classes)}
-        items = sorted(items, key=lambda item: (item[1], str(item[0])))
-        return cls([p for p, _ in items], [index[i] for _, i in items], classes)
+        order = keys if keys is not None else [str(path) for path, _ in items]
+        ranked = sorted(zip(order, items, strict=True), key=lambda keyed: (keyed[1][1], keyed[0]))
+        return cls([path for _, (path, _) in ranked], [index[who] for _, (_, who) in ranked], classes)
 
 
 def from_manifest(workdir: Path, stage: str) -> LabeledImages:
     """Rows with status ``ok``; the aligned ``crop_path`` when the faces stage wrote one, else ``path``."""
     table = manifest.read_stage(workdir, stage)
-    wanted = ["status", "identity_id", "path", "crop_path", "review_identity_id"]
+    wanted = ["status", "identity_id", "source", "path", "crop_path", "review_identity_id"]
     columns = table.select([c for c in wanted if c in table.column_names]).to_pydict()
     crops = columns.get("crop_path", [None] * table.num_rows)
     labels = columns.get("review_identity_id") or columns["identity_id"]  # review may merge twins
+    rows = zip(columns["status"], labels, columns["source"], columns["path"], crops, strict=True)
     items: list[tuple[Path, str]] = []
-    for status, identity, path, crop in zip(columns["status"], labels, columns["path"], crops, strict=True):
+    sources: list[str] = []
+    for status, identity, source, path, crop in rows:
         chosen = crop or path
         if status == Status.OK.value and chosen:
             items.append((Path(chosen), identity))
+            sources.append(source)
     if not items:
         raise CurateError(f"no 'ok' rows with an image path in {workdir}/{stage}; check the earlier stages")
     logger.info("manifest %s/%s: %d ok images", workdir, stage, len(items))
-    return LabeledImages.from_pairs(items)
+    return LabeledImages.from_pairs(items, keys=sources)
 
 
 def from_folder(root: Path) -> LabeledImages:
