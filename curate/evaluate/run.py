@@ -12,7 +12,6 @@ embeddings per (model, aligner settings, image). An image is keyed by its resolv
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from PIL import Image
 
 from curate import storage
 from curate.config import build_config, config_to_dict
+from curate.crops import crop_png
 from curate.storage import ContentStore, atomic_open
 
 logger = logging.getLogger(__name__)
@@ -58,9 +58,7 @@ class CropCache:
     def put(self, key: str, crop: np.ndarray | None, source: str, status: str, reason: str) -> None:
         """Store one outcome; ``as_is`` images are not copied (they are re-read from their path)."""
         if crop is not None and source != "as_is":
-            buffer = io.BytesIO()
-            Image.fromarray(crop).save(buffer, format="PNG")
-            self.store.put(buffer.getvalue(), ".png", key=key)
+            self.store.put(crop_png(crop), ".png", key=key)
         record = {"key": key, "source": source, "status": status, "reason": reason}
         with open(self.index, "a") as handle:
             handle.write(json.dumps(record) + "\n")

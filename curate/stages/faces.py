@@ -22,7 +22,6 @@ wrote it; when the workdir is moved or copied, readers take each crop from the n
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from curate import storage
+from curate.crops import crop_png
 from curate.decode import load_rgb
 from curate.faces import (
     DetectorKind,
@@ -67,10 +66,7 @@ COLUMNS: dict[str, pa.DataType] = {
 
 def store_crop(workdir: Path, crop: np.ndarray) -> str:
     """Write ``crop`` as PNG under its content address in ``workdir`` and return the absolute path."""
-    buffer = io.BytesIO()
-    Image.fromarray(crop).save(buffer, format="PNG")
-    data = buffer.getvalue()
-    return str(ContentStore(storage.crops_dir(Path(workdir).resolve())).put(data, ".png"))
+    return str(ContentStore(storage.crops_dir(Path(workdir).resolve())).put(crop_png(crop), ".png"))
 
 
 class FacesStage(ShardStage):
