@@ -60,7 +60,8 @@ def from_manifest(workdir: Path, stage: str) -> LabeledImages:
     columns = table.select([c for c in wanted if c in table.column_names]).to_pydict()
     crops = columns.get("crop_path", [None] * table.num_rows)
     labels = columns.get("review_identity_id") or columns["identity_id"]  # review may merge twins
-    rows = zip(columns["status"], labels, columns["source"], columns["path"], crops, strict=True)
+    origins = columns.get("source") or columns["path"]  # a hand-made manifest may lack sources
+    rows = zip(columns["status"], labels, origins, columns["path"], crops, strict=True)
     items: list[tuple[Path, str]] = []
     sources: list[str] = []
     for status, identity, source, path, crop in rows:
