@@ -78,6 +78,11 @@ def empty_table(types: Mapping[str, pa.DataType] = BASE_COLUMNS) -> pa.Table:
     return pa.schema(list(types.items())).empty_table()
 
 
+REVIEWABLE: frozenset[str] = frozenset({Status.OK.value, Status.LOW_SCORE.value})
+"""Statuses a review may keep: ``ok``, and rank's ``low_score``, which a reviewer's accept brings back (so
+dedup clusters these rows too: a row brought back must not be a copy of one already kept)."""
+
+
 def ok_mask(table: pa.Table) -> list[bool]:
     """Per row: is its status ``ok`` (so this stage should process it)?"""
     return [status == Status.OK.value for status in table.column("status").to_pylist()]

@@ -182,6 +182,59 @@ def test_same_photo_under_two_identities_is_a_conflict(tmp_path: Path) -> None:
     assert all(row["status"] == "ok" for row in within_only.values())
 
 
+def test_low_score_rows_meet_their_copies_so_a_review_cannot_bring_back_a_second(tmp_path: Path) -> None:
+    """Rank's low_score rows can come back in review, so dedup clusters them within their identity: a copy of
+    a kept image becomes a duplicate, of two set-aside copies one stays low_score. Across identities only
+    kept rows count: a set-aside image never makes a kept one a conflict."""
+    low = {"status": "low_score", "reason": "rank score below min_score 0.5"}
+    rows = [
+        {"image_id": "a1", "identity_id": "a", "rank_score": 0.6, "phash_code": 0, "width": 90, "height": 90},
+        {
+            "image_id": "a2",
+            "identity_id": "a",
+            "rank_score": 0.4,
+            "phash_code": 0b11,
+            **low,
+            "width": 900,
+            "height": 900,
+        },  # a larger copy of a1, set aside by rank
+        {"image_id": "a3", "identity_id": "a", "rank_score": 0.3, "phash_code": FAR, **low},
+        {
+            "image_id": "a4",
+            "identity_id": "a",
+            "rank_score": 0.45,
+            "phash_code": FAR ^ 0b1,
+            **low,
+        },  # a3's copy
+        {"image_id": "a5", "identity_id": "a", "rank_score": 0.2, "phash_code": OTHER, **low},
+        {"image_id": "b1", "identity_id": "b", "rank_score": 0.9, "phash_code": OTHER},  # a5's photo under b
+    ]
+    vectors = np.stack(
+        [
+            unit((0, 1)),
+            unit((0, 0.97), (1, 0.24)),
+            unit((4, 1)),
+            unit((4, 0.97), (5, 0.24)),
+            unit((8, 1)),
+            unit((8, 1)),
+        ]
+    )
+    types = RANKED | {"width": pa.int32(), "height": pa.int32()}
+    out = by_id(run_dedup(tmp_path, {0: (table(rows, types), vectors)}, confirm_conflicts_with=""))
+    assert [out[k]["status"] for k in ("a1", "a2", "a3", "a4", "a5", "b1")] == [
+        "ok",
+        "duplicate",
+        "duplicate",
+        "low_score",
+        "low_score",
+        "ok",
+    ]
+    assert out["a2"]["dup_of"] == "a1" and "a1" in out["a2"]["reason"]
+    assert out["a3"]["dup_of"] == "a4" and out["a4"]["dup_cluster"] == out["a3"]["dup_cluster"] is not None
+    assert out["a4"]["reason"] == low["reason"]  # the kept one of the set-aside pair keeps rank's reason
+    assert not out["b1"]["needs_review"] and out["b1"]["dup_cluster"] is None
+
+
 BORDERLINE_ROWS = [
     {"image_id": "a1", "identity_id": "a", "phash_code": 0},
     {"image_id": "a2", "identity_id": "a", "phash_code": OTHER},  # cosine 0.85 only

@@ -199,6 +199,24 @@ def test_keeper_takes_the_larger_copy_when_rank_scores_all_but_tie() -> None:
     assert mixed.tolist() == [1, 1, 2, 2]
 
 
+def test_keeper_is_a_preferred_member_whenever_the_cluster_has_one() -> None:
+    """dedup prefers ok rows to low_score ones: a set-aside copy is never kept over a kept one, whatever its
+    score or size; the order among preferred members is the usual one; a cluster of others chooses as ever."""
+    labels = np.array([0, 0, 0, 1, 1])
+    score = np.array([0.50, 0.499, 0.95, 0.30, 0.45])
+    resolution = np.array([100, 900, 900, 1, 1.0])
+    preferred = np.array([True, True, False, False, False])
+    keepers = choose_keepers(labels, score, resolution, list("abcde"), preferred=preferred)
+    assert keepers.tolist() == [
+        1,
+        1,
+        1,
+        4,
+        4,
+    ]  # b: within SCORE_TIE of a and larger; never c; e: best of d, e
+    assert choose_keepers(labels, score, resolution, list("abcde")).tolist() == [2, 2, 2, 4, 4]
+
+
 def blob_image(seed: int, size: int = 96) -> np.ndarray:
     """A smooth random grey picture (different seeds: unrelated pictures)."""
     from PIL import Image

@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import CurateError
-from curate.record import Status
+from curate.record import REVIEWABLE, Status
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK = 200
-REVIEWABLE = (Status.OK.value, Status.LOW_SCORE.value)
 PARTNER = re.compile(r"near-duplicate of ([0-9a-f]{64})")
 ITEM_COLUMNS = [
     "image_id",
@@ -109,7 +108,7 @@ def build_plan(rows: pd.DataFrame, block: int = DEFAULT_BLOCK, budget: int | Non
         raise CurateError(f"--block {block}: give a block size of 1 or more (VGG-Face used 200)")
     if budget is not None and budget < 1:
         raise CurateError(f"--budget {budget}: give a number of images of 1 or more, or leave it out")
-    frame = rows[rows["status"].isin(REVIEWABLE) & rows["image_id"].notna()]
+    frame = rows[rows["status"].isin(list(REVIEWABLE)) & rows["image_id"].notna()]
     frame = frame.drop_duplicates(["identity_id", "image_id"]).copy()
     for column in ("needs_review", "identity_review"):
         frame[column] = frame[column].fillna(False).astype(bool)

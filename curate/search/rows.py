@@ -1,4 +1,8 @@
-"""Dedup's input: the ok, described rows of every shard, flattened, with their descriptors.
+"""Dedup's input: the described rows of every shard that a review may keep, flattened, with their descriptors.
+
+Those rows are the ``ok`` ones and rank's ``low_score`` ones (:data:`curate.record.REVIEWABLE`): a reviewer
+can bring a ``low_score`` image back, so it must already have met its copies. ``Participants.kept`` tells
+the two apart.
 
 :func:`gather` reads the rows the decision needs (identity, source, rank score, resolution), the hash codes
 from the manifest columns and the embedding and thumbnail vectors the descriptor stage stored, checking
@@ -31,10 +35,11 @@ class DedupInputs(Protocol):
 
 @dataclass
 class Participants:
-    """The ok, described rows of every shard, flattened, with what the decision needs."""
+    """The reviewable, described rows of every shard, flattened, with what the decision needs."""
 
     shard: np.ndarray
     row: np.ndarray
+    kept: np.ndarray  # bool: the row is ok (False: set aside as low_score, which a review may undo)
     image_id: list[str]
     identity_id: list[str]
     identity_name: list[str]
@@ -57,9 +62,11 @@ def gather(tables: dict[int, pa.Table], ctx: StageContext, config: DedupInputs) 
     for shard in sorted(tables):
         table = tables[shard]
         described = column(table, "described", True)
-        rows = [r for r, ok in enumerate(record.ok_mask(table)) if ok and described[r]]
+        statuses = table.column("status").to_pylist()
+        rows = [r for r, status in enumerate(statuses) if status in record.REVIEWABLE and described[r]]
         parts["shard"] += [shard] * len(rows)
         parts["row"] += rows
+        parts["kept"] += [statuses[r] == record.Status.OK.value for r in rows]
         for name in ("image_id", "identity_id", "identity_name", "source"):
             values = column(table, name, None)
             parts[name] += [values[r] or "" for r in rows]
@@ -87,6 +94,7 @@ def gather(tables: dict[int, pa.Table], ctx: StageContext, config: DedupInputs) 
     return Participants(
         np.array(parts["shard"], dtype=np.int64),
         np.array(parts["row"], dtype=np.int64),
+        np.array(parts["kept"], dtype=bool),
         parts["image_id"],
         parts["identity_id"],
         parts["identity_name"],

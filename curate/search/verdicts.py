@@ -30,10 +30,16 @@ def cluster_id(identity_id: str, image_id: str) -> int:
 
 
 def mark_clusters(i: np.ndarray, j: np.ndarray, p: Participants, values: dict, status: list) -> np.ndarray:
-    """Cluster within-identity duplicate pairs (connected components); mark every member but the kept one."""
+    """Cluster within-identity duplicate pairs (connected components); mark every member but the kept one.
+
+    A cluster keeps an ``ok`` member when it has one (``p.kept``); its ``low_score`` members become
+    duplicates like the rest, so a review that brings them back cannot bring back a second copy.
+    """
     n = len(p.row)
     labels = cluster_labels(n, i, j)
-    keepers = choose_keepers(labels, p.rank_score, p.resolution, p.image_id, [p.identity_id, p.source])
+    keepers = choose_keepers(
+        labels, p.rank_score, p.resolution, p.image_id, [p.identity_id, p.source], preferred=p.kept
+    )
     sizes = np.bincount(labels, minlength=n)
     for member in np.nonzero(sizes[labels] > 1)[0].tolist():
         keeper = int(keepers[member])

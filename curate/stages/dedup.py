@@ -10,7 +10,9 @@
    components); each cluster keeps its best member (highest ``rank_score`` if the column exists, then
    most pixels ``width * height`` if those columns exist, then smallest ``image_id``), so the outcome
    does not depend on row order. The others become ``duplicate``, the reason naming the kept image and
-   its source.
+   its source. Rank's ``low_score`` rows take part here (only here), since a review may bring them back:
+   a cluster keeps an ``ok`` member when it has one, and its ``low_score`` copies become ``duplicate``
+   too; among ``low_score`` copies alone, the best stays ``low_score``.
 3. **Across identities** the same photo under two names is label noise: both rows become
    ``identity_conflict`` (this wins over ``duplicate``), the reason naming the other image and identity.
    Such a pair needs stronger evidence: every cross-identity duplicate or review pair is checked on the two
@@ -19,11 +21,12 @@
 4. Review pairs that no cluster settles set ``needs_review`` on both rows, ``review_reason`` naming the
    other image and the scores.
 
-Columns (null on rows that were not ok on input): ``dup_cluster`` (id shared by a cluster's members, a
-hash of the identity and the kept image_id, so stable across runs; null without near-duplicates),
-``dup_of`` (the kept member's image_id, on removed rows), ``dup_distance`` (1 - cosine to the kept member,
-null without an embedding), ``dup_hamming_bits`` (first hash's Hamming distance to the kept member, null
-without hashes), ``needs_review``, ``review_reason``. Default thresholds: see ``docs/dedup.md``.
+Columns (null on rows that were neither ok nor low_score on input): ``dup_cluster`` (id shared by a
+cluster's members, a hash of the identity and the kept image_id, so stable across runs; null without
+near-duplicates), ``dup_of`` (the kept member's image_id, on removed rows), ``dup_distance`` (1 - cosine to
+the kept member, null without an embedding), ``dup_hamming_bits`` (first hash's Hamming distance to the kept
+member, null without hashes), ``needs_review``, ``review_reason``. Default thresholds: see
+``docs/dedup.md``.
 
 The stage reads its rows with :mod:`curate.search.rows` and marks them with :mod:`curate.search.verdicts`.
 """
@@ -73,7 +76,8 @@ class DedupStage(GlobalStage):
     name: ClassVar[str] = "dedup"
     Config: ClassVar[type] = DedupConfig
     default_input: ClassVar[str | None] = "rank"  # VGG-Face: ranked first, so a cluster keeps its best
-    version: ClassVar[int] = 2  # 2: rank scores within SCORE_TIE tie and the larger copy is kept
+    # 2: rank scores within SCORE_TIE tie and the larger copy is kept; 3: low_score rows cluster too
+    version: ClassVar[int] = 3
 
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors dedup searches."""
@@ -109,20 +113,26 @@ class DedupStage(GlobalStage):
         duplicate, review = classify(found, limits, verified=p.thumbnails is not None)
         identity = np.array(p.identity_id, dtype=object)
         same = identity[found.i] == identity[found.j]
+        both_kept = p.kept[found.i] & p.kept[found.j]  # a low_score row only meets copies in its identity
         values = {column: [None] * len(p.row) for column in COLUMNS}
         values["needs_review"] = [False] * len(p.row)
         status: list[tuple[Status, str] | None] = [None] * len(p.row)
         labels = mark_clusters(found.i[duplicate & same], found.j[duplicate & same], p, values, status)
-        across = ~same if config.across_identities else np.zeros(len(found), bool)
+        across = ~same & both_kept if config.across_identities else np.zeros(len(found), bool)
         checked = across & (duplicate | review | by_face)
         faces = self._face_check(found, checked, (duplicate, review), p, tables, ctx)
         cross, unconfirmed = mark_conflicts(found, duplicate, across, faces, p, status)
         settled = same & (labels[found.i] == labels[found.j])
-        mark_reviews(found, review & ~settled & ~cross & (same | config.across_identities), p, values)
+        pending = review & ~settled & ~cross & both_kept & (same | config.across_identities)
+        mark_reviews(found, pending, p, values)
         unconfirmed_reviews(found, unconfirmed, faces, p, values)
         ctx.stats.update(
             {
                 "dedup_rows": len(p.row),
+                "dedup_low_score_rows": int((~p.kept).sum()),
+                "dedup_low_score_removed": sum(
+                    1 for s, kept in zip(status, p.kept, strict=True) if s and not kept
+                ),
                 "dedup_candidate_pairs": len(found),
                 "dedup_verified_pairs": verified,
                 "dedup_duplicate_pairs": int((duplicate & same).sum()),

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from curate import manifest
 from curate.errors import ConfigError
-from curate.record import Status, add_columns, set_status
+from curate.record import REVIEWABLE, Status, add_columns, set_status
 from curate.review.decisions import RULE, resolve
 from curate.review.source import store_path
 from curate.review.store import DecisionStore, latest_per_reviewer, target_key
@@ -45,7 +45,6 @@ COLUMNS: dict[str, pa.DataType] = {
     "review_identity_id": pa.string(),  # identity the row counts under after review (the twin if merged)
     "review_note": pa.string(),  # what review did to the row: who, when, note
 }
-REVIEWABLE = {Status.OK.value, Status.LOW_SCORE.value}
 OUTCOMES = [
     "undone",
     "superseded by the reviewer's later decision",
