@@ -80,6 +80,11 @@ def test_card_counts_are_the_manifests(curated_workdir: Path, tmp_path: Path) ->
     assert card["removals"]["by_status"] == removed
     steps = {step["stage"]: step for step in card["removals"]["by_stage"]}
     assert steps["collect"]["dropped"] == {"exact_duplicate": 1, "failed_decode": 1}
+    # rank's low_score copies of kept images become duplicates in dedup: relabelled, not dropped twice
+    ranked = manifest.read_stage(curated_workdir, "rank").to_pandas()["status"]
+    relabelled = int(((ranked == "low_score") & (final["status"] == "duplicate")).sum())
+    assert relabelled > 0 and steps["dedup"]["relabelled"] == relabelled
+    assert sum(sum(step["dropped"].values()) for step in steps.values()) == sum(removed.values())
     assert steps["select"]["dropped"]["excluded"] == 10  # the benchmark identity's ten images
     assert [e["identity"] for e in card["collection"]["benchmark_exclusions"]] == ["s6"]
     gender = card["attributes"]["gender"]

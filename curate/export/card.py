@@ -175,10 +175,9 @@ def card_data(workdir: Path, stage: str, rows: pd.DataFrame, out: Path, settings
     final = manifest.read_stage(workdir, stage).to_pandas()
     per_identity = rows.groupby("identity_id").size()
     steps = funnel(workdir, stage)
-    removals: dict[str, int] = {}
-    for step in steps:
-        for status, count in step.dropped.items():
-            removals[status] = removals.get(status, 0) + count
+    # the statuses the rows ended with (a row dropped by one stage may be relabelled by a later one)
+    removed = final.loc[final["status"] != Status.OK.value, "status"].value_counts()
+    removals = {str(status): int(count) for status, count in removed.items()}
     return {
         "name": Path(out).name,
         "curate_version": __version__,

@@ -51,6 +51,7 @@ def _removals(data: dict[str, Any]) -> list[str]:
     for step in data["removals"]["by_stage"]:
         parts = [f"{k} {v}" for k, v in step["dropped"].items()]
         parts += [f"restored {step['restored']}"] if step.get("restored") else []
+        parts += [f"relabelled {step['relabelled']}"] if step.get("relabelled") else []
         dropped = ", ".join(parts) or "-"
         rows.append([step["stage"], step["rows_in"], step["kept"], dropped])
     lines += _table(["stage", "rows in", "kept", "dropped"], rows)

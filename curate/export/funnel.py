@@ -2,7 +2,8 @@
 
 Every stage writes every row in the same order (stages never drop or reorder rows), so the status of one
 row can be followed from stage to stage by position. A row counts as dropped by the first stage that gave
-it a status other than ``ok``.
+it a status other than ``ok``; a later stage that changes the status of a row already dropped (dedup
+marking a ``low_score`` copy ``duplicate``, review rejecting it) counts it as ``relabelled``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class StageStep:
     kept: int
     dropped: dict[str, int] = field(default_factory=dict)
     restored: int = 0  # rows an earlier stage dropped that this one made ok again (review can)
+    relabelled: int = 0  # rows an earlier stage dropped that this one gave another status (dedup, review)
     reasons: dict[str, dict[str, int]] = field(default_factory=dict)  # status -> reason pattern -> rows
 
     def to_dict(self) -> dict:
@@ -43,6 +45,7 @@ class StageStep:
             "kept": self.kept,
             "dropped": self.dropped,
             "restored": self.restored,
+            "relabelled": self.relabelled,
             "reasons": self.reasons,
         }
 
@@ -80,13 +83,16 @@ def _columns(workdir: Path, stage: str, columns: list[str]) -> pd.DataFrame:
 def funnel(workdir: Path, stage: str) -> list[StageStep]:
     """Rows kept and dropped per stage of the chain that made ``stage``."""
     steps: list[StageStep] = []
-    previous_ok: pd.Series | None = None
+    previous: pd.Series | None = None  # the statuses the previous stage wrote
     for name in stage_chain(workdir, stage):
         frame = _columns(workdir, name, ["status", "reason"])
         ok = frame["status"] == Status.OK.value
-        entering = previous_ok if previous_ok is not None and len(previous_ok) == len(frame) else None
-        if entering is None:  # a source stage: every planned row enters
-            entering = pd.Series(True, index=frame.index)
+        aligned = previous is not None and len(previous) == len(frame)
+        if aligned:
+            entering = previous == Status.OK.value
+            relabelled = int((~entering & ~ok & (frame["status"] != previous)).sum())
+        else:  # a source stage: every planned row enters
+            entering, relabelled = pd.Series(True, index=frame.index), 0
         dropped = frame[entering & ~ok]
         reasons: dict[str, dict[str, int]] = {}
         for status, group in dropped.groupby("status"):
@@ -99,8 +105,9 @@ def funnel(workdir: Path, stage: str) -> list[StageStep]:
                 kept=int((entering & ok).sum()),
                 dropped={str(k): int(v) for k, v in dropped["status"].value_counts().sort_index().items()},
                 restored=int((~entering & ok).sum()),
+                relabelled=relabelled,
                 reasons=reasons,
             )
         )
-        previous_ok = ok
+        previous = frame["status"]
     return steps
