@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -39,18 +40,22 @@ from curate.errors import CurateError
 from curate.evaluate.compare import compare_models
 from curate.executor import StageResult
 from curate.export import ExportConfig, ExportFormat, export_dataset
+from curate.export.files import STATE_FILE
 from curate.groundtruth import curation_figures
+from curate.lineage import digest_of, sha256_file
 from curate.pipeline import PipelineSpec, StageSpec, parse_pipeline, select_range
 from curate.report import ReportInputs, write_report
 from curate.report.saliency import sample_pairs
-from curate.storage import atomic_write_text
+from curate.storage import atomic_write_json, atomic_write_text
 from curate.synth import SynthConfig, synthesize
 from curate.train.config import HeadKind, TrainConfig
+from curate.train.data import from_manifest
 from curate.train.loop import train
 
 logger = logging.getLogger(__name__)
 
 RunStages = Callable[[list[StageSpec]], list[StageResult]]
+DATA_STAMP = "demo_data.json"  # beside each demo model: the fingerprint of the data it was trained on
 REVIEW_BUDGET = 120  # images a person would look at: the most uncertain first (about a fifth of the demo)
 SALIENCY_PAIRS = 2  # genuine and as many impostor pairs explained in the report
 BATCH_SIZE = 64
@@ -144,7 +149,8 @@ def refuse_other_settings(workdir: Path, what: str, stored: dict[str, Any], want
 
 def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int, seed: int) -> Path:
     """Train the demo recipe for ``epochs`` with ``seed`` (``data``: the data source and batch size); return
-    the exported model folder, or the one a previous run with the same settings exported."""
+    the exported model folder, or the one a previous run exported from the same data with the same
+    settings. A model whose data changed since (an upstream stage ran again) is trained again."""
     settings = TrainConfig(
         out=out,
         epochs=epochs,
@@ -160,14 +166,29 @@ def _train(data: dict[str, Any], out: Path, config: DemoConfig, epochs: int, see
     )
     settings.validate()
     model_dir = out / "model"
+    fingerprint = _data_fingerprint(data)
     if (model_dir / "embedder.json").exists():
-        stored = json.loads((out / "config.json").read_text())
-        wanted = json.loads(json.dumps(config_to_dict(settings)))
-        refuse_other_settings(out.parents[1], f"model ({out.name})", _recipe(stored), _recipe(wanted))
-        return model_dir
+        stamp = out / DATA_STAMP
+        if stamp.is_file() and json.loads(stamp.read_text()).get("data") == fingerprint:
+            stored = json.loads((out / "config.json").read_text())
+            wanted = json.loads(json.dumps(config_to_dict(settings)))
+            refuse_other_settings(out.parents[1], f"model ({out.name})", _recipe(stored), _recipe(wanted))
+            return model_dir
+        logger.warning("demo model %s was trained on other data than this run's: training it again", out.name)
+        shutil.rmtree(out)
     result = train(settings)
     assert result.model_dir is not None
+    atomic_write_json(out / DATA_STAMP, {"data": fingerprint})
     return result.model_dir
+
+
+def _data_fingerprint(data: dict[str, Any]) -> str:
+    """A digest of what a demo model trains on: the export's record of every file it wrote (sha256s), or a
+    manifest's ok images (content-addressed crops) with their identities."""
+    if "images" in data:
+        return sha256_file(Path(data["images"]).parent / STATE_FILE)
+    images = from_manifest(Path(data["workdir"]), data["manifest_stage"])
+    return digest_of([images.classes, [str(path) for path in images.paths], images.labels])
 
 
 def _budget(out: Path, images: int, seeds: int) -> dict[str, int]:

@@ -14,7 +14,7 @@ from curate.cli import app
 from curate.demo import demo_pipeline_data, matching_epochs
 
 
-def test_demo_runs_end_to_end_and_reports(tmp_path):
+def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
     workdir = tmp_path / "demo"
     args = ["-w", str(workdir), "--workers", "2", "demo", "--identities", "8", "--images-per-identity", "14"]
     result = CliRunner().invoke(app, [*args, "--epochs", "3", "--training-seeds", "2"])
@@ -74,6 +74,17 @@ def test_demo_runs_end_to_end_and_reports(tmp_path):
         assert other.exit_code == 1, other.output
         assert named in other.output and "pass another --workdir" in other.output
     assert json.loads((workdir / "report.json").read_text())["curation"] == curation
+    # a model trained on other data than this run's (an upstream stage ran again, or an older demo made
+    # it) is trained again, never reported as this data's: here the curated seed-1 model's record says so
+    stamp = workdir / "models" / "curated-seed1" / "demo_data.json"
+    kept_model = workdir / "models" / "uncurated-seed1" / "model" / "embedder.json"
+    kept_time, stale_time = kept_model.stat().st_mtime_ns, stamp.stat().st_mtime_ns
+    stamp.write_text(json.dumps({"data": "what an earlier export held"}))
+    retrained = CliRunner().invoke(app, [*args, "--epochs", "3", "--training-seeds", "2"])
+    assert retrained.exit_code == 0, retrained.output
+    assert "demo model curated-seed1 was trained on other data" in caplog.text
+    assert json.loads(stamp.read_text())["data"] != "what an earlier export held"
+    assert stamp.stat().st_mtime_ns > stale_time and kept_model.stat().st_mtime_ns == kept_time
 
 
 def test_curated_model_trains_as_many_steps_as_the_uncurated_one():
