@@ -149,3 +149,38 @@ def test_an_unknown_embedder_is_refused_before_overwrite_deletes_the_finished_st
     assert refused.exit_code == 1 and "dlbi" in refused.output and "\n" not in refused.output.strip()
     assert lineage.stage_state(lineage.Checks(workdir, 2), "describe").label == "done"
     assert lineage.success_path(workdir, "describe").exists()
+
+
+def test_a_model_trained_again_into_the_same_folder_makes_its_vectors_stale(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """describe with an exported model, then the model retrained into the same folder: describe must run
+    again (the model's files are in its lineage), not skip its shards as done with the old model's vectors."""
+    import torch
+    from typer.testing import CliRunner
+
+    from curate import lineage
+    from curate.cli import app
+    from curate.train.backbones import build_net
+    from curate.train.export import export_embedder
+
+    source = tmp_path / "images"
+    for name in ("s1", "s2"):
+        shutil.copytree(data_dir / "orl_faces" / name, source / name)
+    model = tmp_path / "model"
+    workdir = tmp_path / "w"
+    base = ["-w", str(workdir), "--workers", "0", "--shards", "2"]
+    describe = ["describe", "--embedders", f"handcrafted,{model}"]
+    runner = CliRunner()
+    vectors = []
+    for seed in (0, 1):  # the first model, then "the same model folder, trained again"
+        torch.manual_seed(seed)
+        export_embedder(build_net("small", 16, 32).eval(), model, 32)
+        steps = [["collect", str(source)], ["faces", "--keep-whole-if-no-face", "--crop-size", "32"], describe]
+        for step in steps if seed == 0 else [describe]:
+            result = runner.invoke(app, [*base, *step])
+            assert result.exit_code == 0, result.output
+        assert lineage.stage_state(lineage.Checks(workdir, 2), "describe").label == "done"
+        name = f"model:{model.name}"
+        vectors.append(np.concatenate([manifest.read_vectors(workdir, "describe", name, s) for s in (0, 1)]))
+    assert vectors[0].shape == vectors[1].shape and not np.allclose(vectors[0], vectors[1])

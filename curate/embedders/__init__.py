@@ -4,12 +4,13 @@ An embedder turns RGB uint8 images (any size; it resizes them itself) into L2-no
 Specs: ``"dlib"`` (dlib's pretrained 128-d ResNet, on 150x150 aligned chips), ``"handcrafted"`` (no
 model: gradients + DCT + colour) or the path of a model folder exported by ``curate train``
 (``torch.export`` program ``embedder.pt2`` + ``embedder.json``). Stages load one per worker with
-``ctx.resource(f"embedder:{spec}", lambda: get_embedder(spec))``.
+``ctx.resource(resource_key(spec), lambda: get_embedder(spec))``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +22,8 @@ from curate.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 BUILTIN = BUILTIN_EMBEDDERS
+MODEL_FILE = "embedder.pt2"  # an exported model folder: the torch.export program
+META_FILE = "embedder.json"  # and its preprocessing and format record
 
 
 @runtime_checkable
@@ -36,6 +39,30 @@ class Embedder(Protocol):
         ...
 
 
+def model_files(specs: Iterable[str]) -> list[Path]:
+    """The files of the exported model folders among ``specs`` (built-in embedders have none).
+
+    Stages that run such a model list these in ``read_files``: their checksums join the lineage, so a model
+    trained again into the same folder makes the vectors it gave stale instead of leaving them for done.
+    """
+    files: list[Path] = []
+    for spec in specs:
+        if spec and spec not in BUILTIN:
+            folder = Path(spec).expanduser()
+            files += [folder / name for name in (META_FILE, MODEL_FILE) if (folder / name).is_file()]
+    return files
+
+
+def resource_key(spec: str) -> str:
+    """The key a worker caches the embedder ``spec`` under: an exported model's key names its program
+    file's size and time, so a model trained again into the same folder is loaded again, not reused."""
+    program = Path(spec).expanduser() / MODEL_FILE
+    if spec in BUILTIN or not program.is_file():
+        return f"curate.embedder:{spec}"
+    stat = program.stat()
+    return f"curate.embedder:{spec}@{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def get_embedder(spec: str) -> Embedder:
     """Build the embedder named by ``spec``; ConfigError names the choices for an unknown one."""
     if spec == "dlib":
@@ -47,7 +74,7 @@ def get_embedder(spec: str) -> Embedder:
 
         return HandcraftedEmbedder()
     folder = Path(spec).expanduser()
-    if folder.is_dir() and (folder / "embedder.json").is_file():
+    if folder.is_dir() and (folder / META_FILE).is_file():
         from curate.embedders.exported import ExportedEmbedder
 
         return ExportedEmbedder(folder)

@@ -25,15 +25,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from curate.embedders import l2_normalise
+from curate.embedders import META_FILE, MODEL_FILE, l2_normalise
 from curate.errors import CurateError
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "curate-embedder"
 VERSION = 2
-MODEL_FILE = "embedder.pt2"
-META_FILE = "embedder.json"
 
 
 def read_metadata(folder: Path) -> dict:

@@ -192,9 +192,9 @@ def _face_vectors(
 ) -> tuple[np.ndarray, int]:
     """Unit face vectors, one row per crop, filled for ``people`` (stored where usable, else embedded),
     and how many were stored."""
-    from curate.embedders import get_embedder
+    from curate.embedders import get_embedder, resource_key
 
-    embedder = ctx.resource(f"curate.embedder:{check.embedder}", lambda: get_embedder(check.embedder))
+    embedder = ctx.resource(resource_key(check.embedder), lambda: get_embedder(check.embedder))
     vectors = np.full((len(crops), embedder.dim), np.nan, dtype=np.float32)
     todo, reused = people, 0
     if stored is not None:

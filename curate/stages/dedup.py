@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate import manifest
-from curate.embedders import BUILTIN
+from curate.embedders import BUILTIN, model_files
 from curate.preflight import planned_descriptors, require_descriptors
 from curate.record import Status
 from curate.search.conflicts import FaceCheck, FaceEvidence, StoredVectors, add_face_pairs, confirm
@@ -82,6 +82,10 @@ class DedupStage(GlobalStage):
     def reads(self) -> list[str]:
         """The descriptor stage, whose vectors dedup searches."""
         return [self.config.descriptor_stage]
+
+    def read_files(self, workdir: Path) -> list[Path]:
+        """The face check's model when it is an exported one: it embeds the faces describe did not."""
+        return model_files([self.config.confirm_conflicts_with])
 
     def check_input(self, workdir: Path, input_stage: str | None) -> None:
         """Refuse, before any work, an input without the hash columns, vectors or thumbnails dedup reads."""

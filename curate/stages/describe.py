@@ -42,7 +42,7 @@ from PIL import Image
 
 from curate import record
 from curate.decode import load_rgb
-from curate.embedders import Embedder, get_embedder
+from curate.embedders import Embedder, get_embedder, model_files, resource_key
 from curate.errors import ConfigError
 from curate.hashing import (
     HASH_KINDS,
@@ -86,6 +86,10 @@ class DescribeStage(ShardStage):
         config: DescribeConfig = self.config
         return [vector_name(spec) for spec in config.embedders] + ([THUMBNAILS] if config.thumbnails else [])
 
+    def read_files(self, workdir: Path) -> list[Path]:
+        """The exported models among the embedders: one trained again makes this stage's vectors stale."""
+        return model_files(self.config.embedders)
+
     def check_input(self, workdir: Path, input_stage: str | None) -> None:
         """Refuse, before any work, a face-model embedder on an input without the faces stage's crops."""
         config: DescribeConfig = self.config
@@ -103,9 +107,7 @@ class DescribeStage(ShardStage):
     def embedders(self, ctx: StageContext) -> list[Embedder]:
         """The configured embedders, each loaded once per worker process."""
         specs: list[str] = self.config.embedders
-        return [
-            ctx.resource(f"curate.embedder:{spec}", lambda spec=spec: get_embedder(spec)) for spec in specs
-        ]
+        return [ctx.resource(resource_key(spec), lambda spec=spec: get_embedder(spec)) for spec in specs]
 
     def read(self, path: str | None, reduce_to: int = 0) -> tuple[Image.Image | None, bool, Status, str]:
         """(the RGB image to describe, large ones shrunk, or None; whether it was decoded at a reduced
