@@ -176,8 +176,8 @@ def test_a_model_trained_again_into_the_same_folder_makes_its_vectors_stale(
     for seed in (0, 1):  # the first model, then "the same model folder, trained again"
         torch.manual_seed(seed)
         export_embedder(build_net("small", 16, 32).eval(), model, 32)
-        steps = [["collect", str(source)], ["faces", "--keep-whole-if-no-face", "--crop-size", "32"], describe]
-        for step in steps if seed == 0 else [describe]:
+        faces = ["faces", "--keep-whole-if-no-face", "--crop-size", "32"]
+        for step in [["collect", str(source)], faces, describe] if seed == 0 else [describe]:
             result = runner.invoke(app, [*base, *step])
             assert result.exit_code == 0, result.output
         assert lineage.stage_state(lineage.Checks(workdir, 2), "describe").label == "done"
