@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from curate.export.funnel import dropped_text
+
 
 def _size_category(images: int) -> str:
     for limit, label in (
@@ -49,10 +51,7 @@ def _removals(data: dict[str, Any]) -> list[str]:
     lines = ["## Preprocessing and removals", "", "Rows entering, kept and dropped by each stage:", ""]
     rows = []
     for step in data["removals"]["by_stage"]:
-        parts = [f"{k} {v}" for k, v in step["dropped"].items()]
-        parts += [f"restored {step['restored']}"] if step.get("restored") else []
-        parts += [f"relabelled {step['relabelled']}"] if step.get("relabelled") else []
-        dropped = ", ".join(parts) or "-"
+        dropped = dropped_text(step["dropped"], step.get("restored", 0), step.get("relabelled", 0))
         rows.append([step["stage"], step["rows_in"], step["kept"], dropped])
     lines += _table(["stage", "rows in", "kept", "dropped"], rows)
     lines += ["Every removal reason with its count (numbers and names in reasons blanked):", ""]

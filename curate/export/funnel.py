@@ -50,6 +50,14 @@ class StageStep:
         }
 
 
+def dropped_text(dropped: dict[str, int], restored: int = 0, relabelled: int = 0) -> str:
+    """One stage's removals as the report and the card print them: ``low_score 20, relabelled 5``."""
+    parts = [f"{status} {count}" for status, count in dropped.items()]
+    parts += [f"restored {restored}"] if restored else []
+    parts += [f"relabelled {relabelled}"] if relabelled else []
+    return ", ".join(parts) or "-"
+
+
 def stage_config(workdir: Path, stage: str) -> dict:
     """The saved ``_config.json`` of a stage (empty when there is none)."""
     path = storage.config_path(workdir, stage)

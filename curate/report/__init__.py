@@ -17,7 +17,7 @@ from typing import Any
 
 from curate import manifest
 from curate.embedders.exported import MODEL_FILE
-from curate.export.funnel import funnel, stage_chain
+from curate.export.funnel import dropped_text, funnel, stage_chain
 from curate.export.source import chosen_stage
 from curate.report import figures
 from curate.report.page import Page, image, paragraph, table
@@ -57,15 +57,9 @@ class ReportInputs:
     extra: dict[str, Any] = field(default_factory=dict)  # the demo's ground truth and comparison
 
 
-def _dropped_text(dropped: dict[str, int], restored: int, relabelled: int) -> str:
-    parts = [f"{k} {v}" for k, v in dropped.items()] + ([f"restored {restored}"] if restored else [])
-    parts += [f"relabelled {relabelled}"] if relabelled else []
-    return ", ".join(parts) or "-"
-
-
 def _funnel_section(page: Page, workdir: Path, stage: str) -> None:
     steps = funnel(workdir, stage)
-    rows = [[s.stage, s.rows_in, s.kept, _dropped_text(s.dropped, s.restored, s.relabelled)] for s in steps]
+    rows = [[s.stage, s.rows_in, s.kept, dropped_text(s.dropped, s.restored, s.relabelled)] for s in steps]
     reasons = [
         [s.stage, status, reason, count]
         for s in steps
