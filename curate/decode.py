@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,7 +233,12 @@ def _explain(exc: BaseException) -> str:
 
 def load_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int = 0) -> Decoded:
     """Read ``path`` with :func:`read_file` and decode it with :func:`decode_bytes`; never raises."""
+    return load_with(path, lambda data: decode_bytes(data, max_pixels=max_pixels, reduce_to=reduce_to))
+
+
+def load_with(path: str | Path, decode: Callable[[bytes], Decoded]) -> Decoded:
+    """Read ``path`` with :func:`read_file` and give its bytes to ``decode`` (a decoder that never raises)."""
     read = read_file(path)
     if read.data is None:
         return Decoded(None, read.status, read.reason)
-    return decode_bytes(read.data, max_pixels=max_pixels, reduce_to=reduce_to)
+    return decode(read.data)

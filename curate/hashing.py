@@ -14,11 +14,12 @@ takes (byte 0 holds bits 63..56); Hamming distance is the same in any bit order 
 Before hashing, :func:`trim_uniform_border` removes a flat-coloured frame (a border added to a copy) so that
 a framed copy hashes like its original. :func:`describe_square` makes the one 64x64 RGB square the hashes,
 the thumbnails and the handcrafted embedder read; ``collect`` can store it (``squares``) so that
-``describe`` on collect's output need not decode the image a second time. Both decode a JPEG for it at a
-reduced DCT scale (``reduce_to=SQUARE_DECODE_SIDE`` in :func:`curate.decode.decode_bytes`, as Pillow's own
-``thumbnail`` does with ``reducing_gap=2``): the square never needs more than twice its side. The square is
-then resampled with ``reducing_gap`` :data:`SQUARE_REDUCING_GAP`: an integer box reduction to under twice
-the square's side, then the antialiased bilinear filter (see the constant for what it saves and costs).
+``describe`` on collect's output need not decode the image a second time. Both decode the image for it with
+:func:`decode_for_square`: a JPEG at the reduced DCT scale (libjpeg's 1/2, 1/4 or 1/8) that keeps both
+sides at least the square's side, or at least twice that when the four corners share a colour, where a
+frame may be (see the function for why). The square is then resampled with ``reducing_gap``
+:data:`SQUARE_REDUCING_GAP`: an integer box reduction to under twice the square's side, then the
+antialiased bilinear filter (see the constant for what it saves and costs).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from curate.constants import DEFAULT_MAX_PIXELS, SQUARE_MAX_SIDE
 from curate.constants import HASH_BITS as HASH_BITS  # re-exported
 from curate.constants import HASH_KINDS as HASH_KINDS  # re-exported
-from curate.constants import SQUARE_MAX_SIDE
+from curate.decode import Decoded, decode_bytes, load_with
 from curate.resample import grey_batch, lanczos_batch
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,10 @@ logger = logging.getLogger(__name__)
 
 SQUARE_SIDE = 64  # the describe square's side in pixels
 SQUARE_BYTES = SQUARE_SIDE * SQUARE_SIDE * 3  # RGB, row-major
-SQUARE_DECODE_SIDE = 2 * SQUARE_SIDE  # JPEGs are decoded at the DCT scale keeping both sides >= this
+# A JPEG is decoded for the square at the coarsest DCT scale keeping both sides >= SQUARE_DECODE_SIDE, or
+# >= FRAME_DECODE_SIDE when its corners share a colour (:func:`decode_for_square`).
+SQUARE_DECODE_SIDE = SQUARE_SIDE
+FRAME_DECODE_SIDE = 2 * SQUARE_SIDE
 SQUARE_COLUMN = "square"  # the manifest column collect stores squares in
 # Pillow's ``reducing_gap`` for the square: a box reduction by the largest integer factor that leaves more
 # than 1.01x the square's side, then bilinear. With 2.0 a 180 px crop went through the bilinear filter whole
@@ -236,6 +241,47 @@ def _side_run(side: Callable[[int], np.ndarray], colour: np.ndarray, limit: int)
     return run + _frame_edge_lines(side(min(run + _BORDER_EDGE_LINES, limit))[run:], colour)
 
 
+def corners_share_a_colour(image: Image.Image) -> bool:
+    """Do the four corner pixels of an RGB image (at least 8x8) agree, as a frame's would? Four reads."""
+    width, height = image.size
+    if width < 8 or height < 8:
+        return False
+    corners = [
+        image.getpixel(xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))
+    ]
+    return max(max(channel) - min(channel) for channel in zip(*corners, strict=True)) <= 2 * _BORDER_TOLERANCE
+
+
+def decode_for_square(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, trim: bool = True) -> Decoded:
+    """``data`` decoded (:func:`curate.decode.decode_bytes`: every byte checked) at the square's scale.
+
+    A JPEG comes at the coarsest DCT scale that keeps both sides at least :data:`SQUARE_DECODE_SIDE`: the
+    square is resampled from it anyway, and libjpeg skips most of the pixel work (a 200 px crop decodes
+    at half scale, a fifth cheaper with its square). When the image may have a frame to trim (``trim``
+    and its corners share a colour: about 6% of CFP crops and photos), it is decoded again at the scale
+    keeping :data:`FRAME_DECODE_SIDE`: at half scale a frame's inner edge blurs into the picture over a DCT
+    block, so the trim left part of it, and at 10k planted copies 5 of 925 framed copies were missed
+    (``bench/neardup.py``; none at the finer scale). Width and height are always the full image's.
+    """
+    decoded = decode_bytes(data, max_pixels=max_pixels, reduce_to=SQUARE_DECODE_SIDE)
+    image = decoded.image
+    if trim and image is not None and is_reduced(decoded) and corners_share_a_colour(image):
+        image.close()
+        return decode_bytes(data, max_pixels=max_pixels, reduce_to=FRAME_DECODE_SIDE)
+    return decoded
+
+
+def load_for_square(path: str, *, trim: bool = True) -> Decoded:
+    """:func:`decode_for_square` of the file at ``path`` (read with :func:`curate.safe_read.read_file`)."""
+    return load_with(path, lambda data: decode_for_square(data, trim=trim))
+
+
+def is_reduced(decoded: Decoded) -> bool:
+    """Was ``decoded`` (ok) decoded at a reduced DCT scale, smaller than the full image?"""
+    assert decoded.image is not None
+    return decoded.image.size not in ((decoded.width, decoded.height), (decoded.height, decoded.width))
+
+
 def trim_uniform_border(image: Image.Image) -> Image.Image:
     """Crop away a flat-coloured frame around an RGB image (the input itself when there is none).
 
@@ -248,12 +294,7 @@ def trim_uniform_border(image: Image.Image) -> Image.Image:
     run includes the lines at its inner edge that JPEG tinted but left at the frame's brightness.
     """
     width, height = image.size
-    if width < 8 or height < 8:
-        return image
-    corners = [
-        image.getpixel(xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))
-    ]
-    if max(max(channel) - min(channel) for channel in zip(*corners, strict=True)) > 2 * _BORDER_TOLERANCE:
+    if not corners_share_a_colour(image):
         return image  # the four corners of a frame share its colour
     pixels = np.asarray(image)
     outer = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])

@@ -12,7 +12,11 @@ from PIL import Image, ImageOps
 
 from curate.decode import decode_bytes, load_rgb
 from curate.hashing import (
+    FRAME_DECODE_SIDE,
     SQUARE_BYTES,
+    SQUARE_DECODE_SIDE,
+    corners_share_a_colour,
+    decode_for_square,
     describe_square,
     hash_bits,
     hash_images,
@@ -113,3 +117,32 @@ def test_trim_removes_a_jpeg_saved_frame_to_its_inner_edge(data_dir: Path) -> No
     exact = sum(trimmed == frame for frame, trimmed in widths)
     assert all(frame - 2 <= trimmed <= frame for frame, trimmed in widths), widths
     assert exact >= 0.9 * len(widths), widths
+
+
+def test_a_square_is_decoded_coarsely_unless_a_frame_may_need_trimming(data_dir: Path) -> None:
+    """A photo is decoded at the coarsest DCT scale keeping the square's side; a framed copy at the scale
+    keeping twice it, where its frame is trimmed to the inner edge: its square comes out nearer the
+    original's than from the coarse decode."""
+    fine_distances, coarse_distances, reduced = [], [], 0
+    for k, path in enumerate(cfp_photos(data_dir, step=211)[:24]):
+        data = path.read_bytes()
+        original, image = decode_for_square(data), decode_bytes(data).image
+        if not corners_share_a_colour(image):  # no frame is possible: the coarse scale
+            assert original.image.size == decode_bytes(data, reduce_to=SQUARE_DECODE_SIDE).image.size
+        assert (original.width, original.height) == image.size
+        reduced += original.image.size != image.size
+        frame = max(2, round(min(image.size) * (0.03 + 0.01 * (k % 10))))
+        colour = [(0, 0, 0), (255, 255, 255), (128, 128, 128), (30, 60, 120)][k % 4]
+        buffer = io.BytesIO()
+        ImageOps.expand(image, border=frame, fill=colour).save(buffer, "JPEG", quality=92)
+        framed = buffer.getvalue()
+        fine = decode_for_square(framed)
+        assert fine.image.size == decode_bytes(framed, reduce_to=FRAME_DECODE_SIDE).image.size, path
+        untrimmed = decode_for_square(framed, trim=False)
+        assert untrimmed.image.size == decode_bytes(framed, reduce_to=SQUARE_DECODE_SIDE).image.size
+        reference = np.frombuffer(square_bytes(original.image), np.uint8).astype(int)
+        for decoded, distances in ((fine, fine_distances), (untrimmed, coarse_distances)):
+            square = np.frombuffer(square_bytes(decoded.image), np.uint8).astype(int)
+            distances.append(np.abs(square - reference).mean())
+    assert reduced >= 20  # most of these photos decode below full size for their square
+    assert np.mean(fine_distances) < 0.7 * np.mean(coarse_distances), (fine_distances, coarse_distances)

@@ -17,9 +17,9 @@ models) get the untrimmed crop resized to their input size, as the faces stage a
 ``described`` is true for rows described here, false for ok rows whose image could not be read (they take
 the decoder's status, e.g. ``failed_decode``, and its reason), null for rows that were not ok on input.
 Images larger than ``max_side`` are shrunk by an integer box filter first, which costs little and changes
-the hashes of a large photo no more than resizing it does. A JPEG is decoded for the square at the DCT
-scale (1/2, 1/4, 1/8) that keeps both sides at least 128 pixels, as collect decodes it; a face-model
-embedder describing the whole image gets it decoded in full.
+the hashes of a large photo no more than resizing it does. A JPEG is decoded for the square at a reduced
+DCT scale (:func:`curate.hashing.decode_for_square`), as collect decodes it; a face-model embedder
+describing the whole image gets it decoded in full.
 
 Decode once: when the input has collect's ``square`` column (``curate collect --squares``), a row without
 a face crop is described from that stored 64x64 square instead of decoding its file again. The values are
@@ -47,11 +47,12 @@ from curate.errors import ConfigError
 from curate.hashing import (
     HASH_KINDS,
     SQUARE_COLUMN,
-    SQUARE_DECODE_SIDE,
     SQUARE_MAX_SIDE,
     SQUARE_SIDE,
     describe_square,
     hashes_and_thumbnails,
+    is_reduced,
+    load_for_square,
     resized,
     shrink,
     square_array,
@@ -75,8 +76,9 @@ THUMBNAILS = "thumbnail"  # vector name of the 32x32 grey thumbnails (uint8, 102
 class DescribeStage(ShardStage):
     """Perceptual hashes and embeddings for every ok row; see the module docstring."""
 
-    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge
-    version: ClassVar[int] = 3
+    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge; 4: a JPEG
+    # decoded for the square at the scale keeping its side (twice it where a frame may be)
+    version: ClassVar[int] = 4
     name: ClassVar[str] = "describe"
     Config: ClassVar[type] = DescribeConfig
     default_input: ClassVar[str | None] = "faces"
@@ -109,17 +111,18 @@ class DescribeStage(ShardStage):
         specs: list[str] = self.config.embedders
         return [ctx.resource(resource_key(spec), lambda spec=spec: get_embedder(spec)) for spec in specs]
 
-    def read(self, path: str | None, reduce_to: int = 0) -> tuple[Image.Image | None, bool, Status, str]:
+    def read(
+        self, path: str | None, for_square: bool = False
+    ) -> tuple[Image.Image | None, bool, Status, str]:
         """(the RGB image to describe, large ones shrunk, or None; whether it was decoded at a reduced
-        scale; status; reason). ``reduce_to``: a JPEG is decoded at the DCT scale keeping both sides at
-        least this (0: in full)."""
+        scale; status; reason). ``for_square``: decoded at the scale the square needs
+        (:func:`curate.hashing.decode_for_square`), else in full."""
         if not path:
             return None, False, Status.FAILED_DECODE, "no local file (path is null)"
-        decoded = load_rgb(path, reduce_to=reduce_to)
+        decoded = load_for_square(path, trim=self.config.trim_borders) if for_square else load_rgb(path)
         if decoded.image is None:
             return None, False, decoded.status, decoded.reason
-        reduced = decoded.image.size not in ((decoded.width, decoded.height), (decoded.height, decoded.width))
-        return shrink(decoded.image, self.config.max_side), reduced, Status.OK, ""
+        return shrink(decoded.image, self.config.max_side), is_reduced(decoded), Status.OK, ""
 
     def stored_squares(self, table: pa.Table, sources: list[str | None]) -> list[bytes | None]:
         """Per row, collect's stored square where it can stand in for decoding (see the module), else None."""
@@ -149,7 +152,7 @@ class DescribeStage(ShardStage):
         """(64x64x3 uint8 square, shrunk image or None when the stored square was used, status, reason)."""
         if stored is not None:
             return square_array(stored), None, Status.OK, ""
-        image, reduced, status, reason = self.read(source, SQUARE_DECODE_SIDE)
+        image, reduced, status, reason = self.read(source, for_square=True)
         if image is None:
             return None, None, status, reason
         square = np.asarray(describe_square(image, trim=self.config.trim_borders))

@@ -3,8 +3,8 @@
 ``plan`` walks the tree (no file is opened) and decides what needs no bytes: files outside an identity
 folder, names that are not UTF-8, broken symlinks, symlinks leaving the tree, symlinked folders when
 ``follow_symlinks`` is off. ``run_shard`` reads each remaining file once (sha256 = ``image_id``), decodes it
-with :mod:`curate.decode` (a JPEG at a reduced DCT scale, every byte still checked) and marks byte-identical
-copies within one identity as ``exact_duplicate``.
+with :func:`curate.hashing.decode_for_square` (a JPEG at a reduced DCT scale, every byte still checked)
+and marks byte-identical copies within one identity as ``exact_duplicate``.
 With ``squares`` on it also stores each ok image's describe square (:func:`curate.hashing.square_bytes`) in
 the ``square`` column, so ``describe`` on collect's output need not decode the image again.
 
@@ -36,9 +36,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate import manifest, record
-from curate.decode import decode_bytes
 from curate.errors import ConfigError
-from curate.hashing import SQUARE_COLUMN, SQUARE_DECODE_SIDE, square_bytes
+from curate.hashing import SQUARE_COLUMN, decode_for_square, square_bytes
 from curate.names import identity_id, name_merges
 from curate.record import BASE_COLUMNS, Status
 from curate.safe_read import read_file
@@ -179,8 +178,9 @@ class _Walker:
 class IngestStage(ShardStage):
     """``collect`` from local folders: a row per file, sha256 ids, safe decoding, exact duplicates marked."""
 
-    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge
-    version = 3
+    # 2: the square resampled with SQUARE_REDUCING_GAP; 3: frames trimmed to their inner edge; 4: a JPEG
+    # decoded for the square at the scale keeping its side (twice it where a frame may be)
+    version = 4
     name = "collect"
     Config = IngestConfig
     default_input = None
@@ -229,8 +229,11 @@ class IngestStage(ShardStage):
                 statuses[i], reasons[i] = read.status.value, read.reason
                 continue
             image_ids[i] = hashlib.sha256(read.data).hexdigest()
-            # the safe decode checks every byte; a JPEG's pixels come at the scale the square needs
-            decoded = decode_bytes(read.data, max_pixels=self.config.max_pixels, reduce_to=SQUARE_DECODE_SIDE)
+            # the safe decode checks every byte; a JPEG's pixels come at the scale the square needs (a
+            # possible frame is trimmed only when squares are made)
+            decoded = decode_for_square(
+                read.data, max_pixels=self.config.max_pixels, trim=self.config.squares
+            )
             statuses[i], reasons[i] = decoded.status.value, decoded.reason
             for column in ("width", "height", "format", "mode", "n_frames"):
                 extra[column][i] = getattr(decoded, column)
