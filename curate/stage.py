@@ -117,6 +117,12 @@ class Stage(ABC):
     default_input: ClassVar[str | None] = None  # the stage read when none before it was run
     version: ClassVar[int] = 1  # bump when the same input and config give a different output
 
+    @classmethod
+    def code_version(cls, config: Any) -> int:
+        """The code version recorded in lineage for a run with ``config``: ``version``, unless a stage
+        knows that a bump left the output of this config unchanged (so nothing downstream is redone)."""
+        return cls.version
+
     def __init__(self, config: Any) -> None:
         self.config = config
         # the settings the user named (flags, pipeline keys), the rest being defaults (curate.stageplan);

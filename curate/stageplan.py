@@ -102,7 +102,7 @@ def save_config(workdir: Path, stage: Stage, input_stage: str | None, n_shards: 
     saved = {**resolved, "given": given, "input_stage": input_stage, "curate_version": __version__}
     if previous != saved:  # a finished run writes nothing
         storage.atomic_write_json(path, saved)
-    return config_digest(decisive["stage"], decisive["config"], stage.version)
+    return config_digest(decisive["stage"], decisive["config"], stage.code_version(stage.config))
 
 
 def config_digest(key: str, decisive_config: dict[str, Any], version: int) -> str:
@@ -114,9 +114,10 @@ def expected_config(workdir: Path, stage: str) -> str | None:
     """The fingerprint this curate would record for ``stage``'s saved run, with the same settings named.
 
     Built from ``_config.json``: the settings the run named (all of them when that is not recorded), this
-    release's defaults for the rest, and the stage's code ``version``. Shards whose markers record another
-    fingerprint were made by another release (or defaults): :func:`curate.lineage.stage_state` calls them
-    stale. None when the saved run cannot be rebuilt (no file, an unknown stage or setting).
+    release's defaults for the rest, and the stage's code version for them (``code_version``). Shards whose
+    markers record another fingerprint were made by another release (or defaults):
+    :func:`curate.lineage.stage_state` calls them stale. None when the saved run cannot be rebuilt (no file,
+    an unknown stage or setting).
     """
     from curate.config import build_config
     from curate.stages import stage_class
@@ -129,7 +130,7 @@ def expected_config(workdir: Path, stage: str) -> str | None:
         config = build_config(cls.Config, {name: values[name] for name in named if name in values})
     except (OSError, ValueError, KeyError, TypeError, ConfigError):  # ValueError covers bad JSON
         return None
-    return config_digest(key, decisive_settings(config_to_dict(config), cls.Config), cls.version)
+    return config_digest(key, decisive_settings(config_to_dict(config), cls.Config), cls.code_version(config))
 
 
 def _named(given: list[str] | None, decisive: dict[str, Any]) -> set[str]:

@@ -110,3 +110,26 @@ def test_an_input_made_by_another_release_is_stale_and_not_read(
     assert runner.invoke(cli.app, describe).exit_code == 0
     states = {s.stage: s.state for s in workdir_status(tmp_path / "work")}
     assert states == {"collect": "done", "describe": "done"}
+
+
+def test_a_version_that_changed_only_the_squares_leaves_a_collect_without_them_done(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    """collect's version 4 changed the stored squares only: a run without them made by version 3 is still
+    done with this release, so upgrading redoes neither collect nor the stages after it (faces is slow)."""
+    from curate.stages.ingest import IngestStage
+    from curate.status import workdir_status
+
+    images = tmp_path / "images"
+    shutil.copytree(data_dir / "cfp/Data/Images" / "001" / "frontal", images / "001")
+    runner = CliRunner()
+    work = tmp_path / "work"
+    collect = ["-w", str(work), "--workers", "0", "collect", str(images)]
+    with monkeypatch.context() as older:
+        older.setattr(IngestStage, "version", 3)
+        assert runner.invoke(cli.app, collect).exit_code == 0
+    assert {s.stage: s.state for s in workdir_status(work)} == {"collect": "done"}
+    markers = sorted((work / "collect" / "_done").iterdir())
+    before = [marker.read_text() for marker in markers]
+    assert runner.invoke(cli.app, collect).exit_code == 0
+    assert [marker.read_text() for marker in markers] == before  # nothing was redone

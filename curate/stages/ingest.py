@@ -185,6 +185,12 @@ class IngestStage(ShardStage):
     Config = IngestConfig
     default_input = None
 
+    @classmethod
+    def code_version(cls, config: IngestConfig) -> int:
+        """Version 4 changed the stored squares only: without them a version 3 output is still this one's,
+        so upgrading does not redo the faces stage and the rest after it."""
+        return cls.version if config.squares else 3
+
     def plan(self, workdir: Path, n_shards: int) -> dict[int, pa.Table]:
         """Walk the source folder; rows sorted by (identity_id, source), grouped by identity shard."""
         self.config.validate()
